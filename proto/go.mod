@@ -1,0 +1,3 @@
+module github.com/kubelab/kubelab/proto
+
+go 1.26
