@@ -1,0 +1,243 @@
+package pipeline
+
+import (
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+)
+
+// Resizing is where a thumbnail's time goes, so it is done in two steps, the
+// way libvips does it:
+//
+//  1. a box shrink by an integer factor k, averaging k×k blocks. It reads
+//     every source pixel once and does only additions; for a JPEG it works
+//     on the decoder's own Y/Cb/Cr planes, skipping the full-size colour
+//     conversion a generic resizer pays for.
+//  2. a Lanczos-3 resample from the shrunk image to the exact size.
+//
+// k is chosen so that step 2 still reduces by at least 2×, which keeps the
+// result visually equivalent to a Lanczos resample of the full image
+// (benchmarks report the mean difference). All work is on premultiplied
+// RGBA, so transparent PNG edges do not bleed dark fringes.
+
+// toRGBA returns img as *image.RGBA with its origin at (0, 0).
+func toRGBA(img image.Image) *image.RGBA {
+	if r, ok := img.(*image.RGBA); ok && r.Rect.Min == (image.Point{}) {
+		return r
+	}
+	b := img.Bounds()
+	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(dst, dst.Rect, img, b.Min, draw.Src)
+	return dst
+}
+
+// resize scales img to exactly w×h.
+func resize(img image.Image, w, h int) *image.RGBA {
+	b := img.Bounds()
+	if b.Dx() == w && b.Dy() == h {
+		return toRGBA(img)
+	}
+	k := min(b.Dx()/w, b.Dy()/h) / 2
+	var mid *image.RGBA
+	switch {
+	case k < 2:
+		mid = toRGBA(img)
+	case isYCbCr(img):
+		mid = shrinkYCbCr(img.(*image.YCbCr), k)
+	default:
+		mid = shrinkRGBA(toRGBA(img), k)
+	}
+	return lanczos(mid, w, h)
+}
+
+func isYCbCr(img image.Image) bool {
+	_, ok := img.(*image.YCbCr)
+	return ok
+}
+
+// shrinkYCbCr averages k×k blocks of a YCbCr image straight from its planes,
+// whatever its chroma subsampling, and converts only the small result to RGB.
+// Averaging before converting is exact: the YCbCr→RGB map is affine.
+func shrinkYCbCr(src *image.YCbCr, k int) *image.RGBA {
+	b := src.Rect
+	sw, sh := b.Dx(), b.Dy()
+	ow, oh := (sw+k-1)/k, (sh+k-1)/k
+	dst := image.NewRGBA(image.Rect(0, 0, ow, oh))
+
+	// COffset is separable: a row part plus a column part. Tabulate the
+	// column part once.
+	c0 := src.COffset(b.Min.X, b.Min.Y)
+	cx := make([]int, sw)
+	for x := range sw {
+		cx[x] = src.COffset(b.Min.X+x, b.Min.Y) - c0
+	}
+	ys := make([]uint32, ow)
+	cbs := make([]uint32, ow)
+	crs := make([]uint32, ow)
+	for oy := range oh {
+		clear(ys)
+		clear(cbs)
+		clear(crs)
+		y0, y1 := oy*k, min(oy*k+k, sh)
+		for y := y0; y < y1; y++ {
+			yrow := src.Y[src.YOffset(b.Min.X, b.Min.Y+y):][:sw]
+			crow := src.COffset(b.Min.X, b.Min.Y+y)
+			cb := src.Cb[crow:]
+			cr := src.Cr[crow:]
+			for ox := range ow {
+				x0, x1 := ox*k, min(ox*k+k, sw)
+				var sy, sb, sr uint32
+				for x := x0; x < x1; x++ {
+					sy += uint32(yrow[x])
+					sb += uint32(cb[cx[x]])
+					sr += uint32(cr[cx[x]])
+				}
+				ys[ox] += sy
+				cbs[ox] += sb
+				crs[ox] += sr
+			}
+		}
+		row := dst.Pix[oy*dst.Stride:]
+		for ox := range ow {
+			n := uint32((min(ox*k+k, sw) - ox*k) * (y1 - y0))
+			r, g, bl := color.YCbCrToRGB(uint8((ys[ox]+n/2)/n), uint8((cbs[ox]+n/2)/n), uint8((crs[ox]+n/2)/n))
+			p := row[4*ox:]
+			p[0], p[1], p[2], p[3] = r, g, bl, 0xff
+		}
+	}
+	return dst
+}
+
+// shrinkRGBA averages k×k blocks of an RGBA image.
+func shrinkRGBA(src *image.RGBA, k int) *image.RGBA {
+	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+	ow, oh := (sw+k-1)/k, (sh+k-1)/k
+	dst := image.NewRGBA(image.Rect(0, 0, ow, oh))
+	sums := make([]uint32, 4*ow)
+	for oy := range oh {
+		clear(sums)
+		y0, y1 := oy*k, min(oy*k+k, sh)
+		for y := y0; y < y1; y++ {
+			row := src.Pix[y*src.Stride:][:4*sw]
+			for x := range sw {
+				s := sums[4*(x/k):][:4]
+				p := row[4*x:][:4]
+				s[0] += uint32(p[0])
+				s[1] += uint32(p[1])
+				s[2] += uint32(p[2])
+				s[3] += uint32(p[3])
+			}
+		}
+		out := dst.Pix[oy*dst.Stride:]
+		for ox := range ow {
+			n := uint32((min(ox*k+k, sw) - ox*k) * (y1 - y0))
+			for c := range 4 {
+				out[4*ox+c] = uint8((sums[4*ox+c] + n/2) / n)
+			}
+		}
+	}
+	return dst
+}
+
+// taps holds, for each output pixel along one axis, the first source pixel
+// it reads and the normalised filter weights.
+type taps struct {
+	start []int
+	n     []int
+	w     [][]float32
+}
+
+func lanczos3(x float64) float64 {
+	x = math.Abs(x)
+	if x >= 3 {
+		return 0
+	}
+	if x < 1e-9 {
+		return 1
+	}
+	px := math.Pi * x
+	return 3 * math.Sin(px) * math.Sin(px/3) / (px * px)
+}
+
+func makeTaps(srcLen, dstLen int, kernel func(float64) float64, support float64) taps {
+	scale := float64(srcLen) / float64(dstLen)
+	fscale := max(scale, 1) // widen the filter when shrinking, to avoid aliasing
+	radius := support * fscale
+	t := taps{start: make([]int, dstLen), n: make([]int, dstLen), w: make([][]float32, dstLen)}
+	for i := range dstLen {
+		c := (float64(i) + 0.5) * scale
+		lo := max(int(math.Floor(c-radius)), 0)
+		hi := min(int(math.Ceil(c+radius)), srcLen)
+		ws := make([]float32, 0, hi-lo)
+		var sum float64
+		for j := lo; j < hi; j++ {
+			v := kernel((float64(j) + 0.5 - c) / fscale)
+			ws = append(ws, float32(v))
+			sum += v
+		}
+		for j := range ws {
+			ws[j] = float32(float64(ws[j]) / sum)
+		}
+		t.start[i], t.n[i], t.w[i] = lo, len(ws), ws
+	}
+	return t
+}
+
+// lanczos resamples src to w×h with a separable Lanczos-3 filter.
+func lanczos(src *image.RGBA, w, h int) *image.RGBA {
+	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+	tx := makeTaps(sw, w, lanczos3, 3)
+	ty := makeTaps(sh, h, lanczos3, 3)
+
+	// Horizontal pass into float rows, then vertical pass into bytes.
+	tmp := make([]float32, 4*w*sh)
+	for y := range sh {
+		row := src.Pix[y*src.Stride:][:4*sw]
+		out := tmp[4*w*y:][:4*w]
+		for x := range w {
+			var r, g, b, a float32
+			p := row[4*tx.start[x]:]
+			for i, wt := range tx.w[x] {
+				q := p[4*i:][:4]
+				r += wt * float32(q[0])
+				g += wt * float32(q[1])
+				b += wt * float32(q[2])
+				a += wt * float32(q[3])
+			}
+			o := out[4*x:][:4]
+			o[0], o[1], o[2], o[3] = r, g, b, a
+		}
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	acc := make([]float32, 4*w)
+	for y := range h {
+		clear(acc)
+		for i, wt := range ty.w[y] {
+			in := tmp[4*w*(ty.start[y]+i):][:4*w]
+			for j, v := range in {
+				acc[j] += wt * v
+			}
+		}
+		out := dst.Pix[y*dst.Stride:][:4*w]
+		for x := 0; x < 4*w; x += 4 {
+			a := clamp8(acc[x+3])
+			// Premultiplied: no colour channel may exceed alpha.
+			out[x] = min(clamp8(acc[x]), a)
+			out[x+1] = min(clamp8(acc[x+1]), a)
+			out[x+2] = min(clamp8(acc[x+2]), a)
+			out[x+3] = a
+		}
+	}
+	return dst
+}
+
+func clamp8(v float32) uint8 {
+	switch {
+	case v <= 0:
+		return 0
+	case v >= 255:
+		return 255
+	}
+	return uint8(v + 0.5)
+}
