@@ -1,0 +1,238 @@
+// Package blob keeps photos and variants on a filesystem volume (in
+// Kubernetes, a PersistentVolumeClaim), named by the SHA-256 of their bytes.
+//
+// Content addressing makes writes idempotent (the same bytes always land on
+// the same name) and lets a reader trust what it reads. Writes are
+// crash-safe: bytes go to a temporary file that is fsynced, renamed into
+// place and then the directory is fsynced, so after a crash a blob is either
+// whole or absent, never torn.
+package blob
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrTooLarge is returned by Writer.Write past the writer's limit.
+var ErrTooLarge = errors.New("blob exceeds size limit")
+
+// ErrNotFound is returned for a blob that does not exist.
+var ErrNotFound = errors.New("blob not found")
+
+// Dir is a blob directory:
+//
+//	sha256/ab/abcdef…   committed blobs, fanned out by the first two hex digits
+//	tmp/<instance>/     uploads in progress, one directory per process
+//
+// Several pods may share the volume. Each process writes only into its own
+// tmp directory and holds an flock on it; at start a process removes every
+// tmp directory whose lock it can take, because its owner has died.
+type Dir struct {
+	root string
+	tmp  string
+	lock *os.File
+}
+
+// Open prepares root and sweeps what crashed processes left behind.
+func Open(root string) (*Dir, error) {
+	for _, d := range []string{"sha256", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o750); err != nil {
+			return nil, fmt.Errorf("create blob dir: %w", err)
+		}
+	}
+	if err := sweep(filepath.Join(root, "tmp")); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(root, "tmp"), "proc-")
+	if err != nil {
+		return nil, fmt.Errorf("create tmp dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(tmp, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create tmp lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("lock tmp dir: %w", err)
+	}
+	return &Dir{root: root, tmp: tmp, lock: lock}, nil
+}
+
+// sweep removes the tmp directories of processes that no longer run.
+func sweep(tmpRoot string) error {
+	entries, err := os.ReadDir(tmpRoot)
+	if err != nil {
+		return fmt.Errorf("list tmp: %w", err)
+	}
+	for _, e := range entries {
+		dir := filepath.Join(tmpRoot, e.Name())
+		f, err := os.Open(filepath.Join(dir, ".lock"))
+		if err == nil {
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+				_ = f.Close()
+				continue // a live process owns it
+			}
+			_ = f.Close()
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove leftover %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// Close releases this process's tmp directory.
+func (d *Dir) Close() error {
+	err := os.RemoveAll(d.tmp)
+	return errors.Join(err, d.lock.Close())
+}
+
+func (d *Dir) path(sum string) (string, error) {
+	if len(sum) != 64 {
+		return "", fmt.Errorf("%w: malformed sha256 %q", ErrNotFound, sum)
+	}
+	if _, err := hex.DecodeString(sum); err != nil {
+		return "", fmt.Errorf("%w: malformed sha256 %q", ErrNotFound, sum)
+	}
+	return filepath.Join(d.root, "sha256", sum[:2], sum), nil
+}
+
+// Open opens a committed blob for reading.
+func (d *Dir) Open(sum string) (*os.File, error) {
+	p, err := d.path(sum)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, sum)
+	}
+	return f, err
+}
+
+// Remove deletes a committed blob; removing a missing blob is not an error.
+func (d *Dir) Remove(sum string) error {
+	p, err := d.path(sum)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove blob %s: %w", sum, err)
+	}
+	return nil
+}
+
+// Walk calls fn with the sum of every committed blob.
+func (d *Dir) Walk(fn func(sum string) error) error {
+	return filepath.WalkDir(filepath.Join(d.root, "sha256"), func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		return fn(e.Name())
+	})
+}
+
+// Writer receives a blob's bytes, hashing them as they pass, and limits
+// their number. Nothing is visible to readers until Commit.
+type Writer struct {
+	dir   *Dir
+	f     *os.File
+	hash  hash.Hash
+	n     int64
+	limit int64
+	done  bool
+}
+
+// Create starts a blob of at most limit bytes.
+func (d *Dir) Create(limit int64) (*Writer, error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	f, err := os.OpenFile(filepath.Join(d.tmp, hex.EncodeToString(rnd[:])), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("create temp blob: %w", err)
+	}
+	return &Writer{dir: d, f: f, hash: sha256.New(), limit: limit}, nil
+}
+
+// Write appends p, or fails with ErrTooLarge past the limit.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.n+int64(len(p)) > w.limit {
+		return 0, fmt.Errorf("%w of %d bytes", ErrTooLarge, w.limit)
+	}
+	n, err := w.f.Write(p)
+	w.hash.Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+// Size is the number of bytes written so far.
+func (w *Writer) Size() int64 { return w.n }
+
+// Reader reads back what has been written, for validation before Commit.
+func (w *Writer) Reader() io.ReadSeeker { return io.NewSectionReader(w.f, 0, w.n) }
+
+// Commit makes the blob durable and visible under its SHA-256, which it
+// returns. If a blob with the same content exists, the new copy is dropped.
+func (w *Writer) Commit() (string, error) {
+	if w.done {
+		return "", errors.New("blob writer already finished")
+	}
+	w.done = true
+	sum := hex.EncodeToString(w.hash.Sum(nil))
+	tmpName := w.f.Name()
+	defer os.Remove(tmpName) // no-op after a successful rename
+	if err := w.f.Sync(); err != nil {
+		_ = w.f.Close()
+		return "", fmt.Errorf("sync blob: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		return "", fmt.Errorf("close blob: %w", err)
+	}
+	final, _ := w.dir.path(sum)
+	if _, err := os.Stat(final); err == nil {
+		return sum, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
+		return "", fmt.Errorf("create blob fan-out dir: %w", err)
+	}
+	if err := os.Rename(tmpName, final); err != nil {
+		return "", fmt.Errorf("rename blob into place: %w", err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return "", err
+	}
+	return sum, nil
+}
+
+// Abort discards the blob. Safe to call after Commit (it does nothing), so
+// callers can defer it.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	_ = w.f.Close()
+	_ = os.Remove(w.f.Name())
+}
+
+// syncDir makes a rename durable: without it a crash can lose the new name.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir for sync: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

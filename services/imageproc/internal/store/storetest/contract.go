@@ -1,0 +1,417 @@
+// Package storetest is the contract every store.Store must meet. Both the
+// PostgreSQL and the SQLite store run it, so code above the store can rely
+// on one behaviour whichever is configured.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubelab/kubelab/services/imageproc/internal/store"
+)
+
+// Factory returns an empty store whose tasks fail after maxAttempts claims.
+type Factory func(t *testing.T, maxAttempts int) store.Store
+
+// Run runs the contract against stores made by newStore.
+func Run(t *testing.T, newStore Factory) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Factory)
+	}{
+		{"ImagesCRUD", testImages},
+		{"Pagination", testPagination},
+		{"VariantsIdempotent", testVariants},
+		{"DeleteCascades", testDelete},
+		{"BatchProgress", testBatch},
+		{"ClaimLeaseComplete", testClaim},
+		{"ExpiredLeaseReturns", testExpiry},
+		{"FailAndMaxAttempts", testFail},
+		{"ReleaseDoesNotCountAttempt", testRelease},
+		{"Shards", testShards},
+		{"ConcurrentClaimersNeverShare", testConcurrentClaims},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore) })
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func image(id string) store.Image {
+	return store.Image{ID: id, Filename: id + ".jpg", ContentType: "image/jpeg", SizeBytes: 100, Width: 30, Height: 20,
+		SHA256: fmt.Sprintf("%064s", id)}
+}
+
+func mustImages(t *testing.T, s store.Store, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("img%05d", i)
+		if _, err := s.CreateImage(ctx(t), image(ids[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+func testImages(t *testing.T, f Factory) {
+	s := f(t, 3)
+	c := ctx(t)
+	created, err := s.CreateImage(c, image("a1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.CreatedAt.IsZero() {
+		t.Fatal("CreatedAt not set")
+	}
+	got, err := s.GetImage(c, "a1")
+	if err != nil || got.Filename != "a1.jpg" || got.Width != 30 || got.SHA256 != image("a1").SHA256 {
+		t.Fatalf("GetImage = %+v, %v", got, err)
+	}
+	if _, err := s.CreateImage(c, image("a1")); err == nil {
+		t.Fatal("duplicate ID accepted")
+	}
+	if _, err := s.GetImage(c, "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing image: %v", err)
+	}
+	if used, err := s.BlobInUse(c, image("a1").SHA256); err != nil || !used {
+		t.Fatalf("BlobInUse = %v, %v", used, err)
+	}
+	if err := s.Ping(c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testPagination(t *testing.T, f Factory) {
+	s := f(t, 3)
+	ids := mustImages(t, s, 7)
+	var seen []string
+	after := ""
+	for page := 0; ; page++ {
+		imgs, err := s.ListImages(ctx(t), 3, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range imgs {
+			seen = append(seen, i.ID)
+		}
+		if len(imgs) < 3 {
+			break
+		}
+		after = imgs[len(imgs)-1].ID
+		if page > 5 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if len(seen) != len(ids) {
+		t.Fatalf("saw %v", seen)
+	}
+	for i, id := range seen { // newest (largest ID) first
+		if id != ids[len(ids)-1-i] {
+			t.Fatalf("order %v", seen)
+		}
+	}
+}
+
+func testVariants(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 1)
+	c := ctx(t)
+	v := store.Variant{ImageID: "img00000", Spec: "thumbnail(256)|format(jpeg,85)", ContentType: "image/jpeg", SizeBytes: 10, Width: 3, Height: 2, SHA256: "v1"}
+	first, created, err := s.PutVariant(c, v)
+	if err != nil || !created {
+		t.Fatalf("first put: %v %v", created, err)
+	}
+	v.SHA256 = "v2" // a redo with different bytes must not replace the first
+	again, created, err := s.PutVariant(c, v)
+	if err != nil || created || again.SHA256 != "v1" || !again.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("second put: %+v %v %v", again, created, err)
+	}
+	if vs, err := s.ListVariants(c, "img00000"); err != nil || len(vs) != 1 {
+		t.Fatalf("ListVariants = %v, %v", vs, err)
+	}
+	if _, _, err := s.PutVariant(c, store.Variant{ImageID: "nope", Spec: "x"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("variant of a missing image: %v", err)
+	}
+	if _, err := s.GetVariant(c, "img00000", "other"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing variant: %v", err)
+	}
+}
+
+func testDelete(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 2)
+	c := ctx(t)
+	if _, _, err := s.PutVariant(c, store.Variant{ImageID: "img00000", Spec: "s", ContentType: "image/png", SHA256: "vsum"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateBatch(c, "b1", "s", nil)
+	if err != nil || b.Total != 2 {
+		t.Fatalf("batch %+v %v", b, err)
+	}
+	sums, err := s.DeleteImage(c, "img00000")
+	if err != nil || len(sums) != 2 {
+		t.Fatalf("DeleteImage = %v, %v", sums, err)
+	}
+	if used, _ := s.BlobInUse(c, "vsum"); used {
+		t.Fatal("variant blob still referenced")
+	}
+	if b, _ := s.GetBatch(c, "b1"); b.Total != 1 {
+		t.Fatalf("tasks of the deleted image remain: %+v", b)
+	}
+	if _, err := s.DeleteImage(c, "img00000"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func testBatch(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 3)
+	c := ctx(t)
+	b, err := s.CreateBatch(c, "b1", "grayscale|format(png)", []string{"img00002", "img00000"})
+	if err != nil || b.Total != 2 || b.Pending != 2 || b.Spec != "grayscale|format(png)" {
+		t.Fatalf("CreateBatch = %+v, %v", b, err)
+	}
+	if _, err := s.CreateBatch(c, "b2", "s", []string{"img00000", "ghost"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("batch with unknown image: %v", err)
+	}
+	if _, err := s.GetBatch(c, "b2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a failed batch left a row behind")
+	}
+	all, err := s.CreateBatch(c, "b3", "s", nil)
+	if err != nil || all.Total != 3 {
+		t.Fatalf("batch of every image = %+v, %v", all, err)
+	}
+	if _, err := s.GetBatch(c, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing batch: %v", err)
+	}
+}
+
+func testClaim(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 3)
+	c := ctx(t)
+	if _, err := s.CreateBatch(c, "b", "s", nil); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := s.ClaimTasks(c, store.Claim{Worker: "w1", Max: 2, Lease: time.Minute})
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("claim = %v, %v", tasks, err)
+	}
+	for _, tk := range tasks {
+		if tk.State != store.Leased || tk.Attempts != 1 || tk.LeaseOwner != "w1" || time.Until(tk.LeaseExpiresAt) < 30*time.Second {
+			t.Fatalf("claimed task %+v", tk)
+		}
+	}
+	if tasks[0].ID >= tasks[1].ID {
+		t.Fatal("tasks not in queue order")
+	}
+	until, err := s.RenewLease(c, tasks[0].ID, "w1", 2*time.Minute)
+	if err != nil || time.Until(until) < 90*time.Second {
+		t.Fatalf("renew = %v, %v", until, err)
+	}
+	if _, err := s.RenewLease(c, tasks[0].ID, "w2", time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("renew by another worker: %v", err)
+	}
+	if err := s.CompleteTask(c, tasks[0].ID, "w2"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("complete by another worker: %v", err)
+	}
+	if err := s.CompleteTask(c, tasks[0].ID, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteTask(c, tasks[0].ID, "w1"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("completing twice: %v", err)
+	}
+	rest, err := s.ClaimTasks(c, store.Claim{Worker: "w2", Max: 10, Lease: time.Minute})
+	if err != nil || len(rest) != 1 {
+		t.Fatalf("second claim = %v, %v", rest, err)
+	}
+	b, _ := s.GetBatch(c, "b")
+	if b.Done != 1 || b.Leased != 2 || b.Pending != 0 {
+		t.Fatalf("batch %+v", b)
+	}
+	if none, err := s.ClaimTasks(c, store.Claim{Worker: "w3", Max: 10, Lease: time.Minute}); err != nil || len(none) != 0 {
+		t.Fatalf("claim on an empty queue = %v, %v", none, err)
+	}
+}
+
+func testExpiry(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 1)
+	c := ctx(t)
+	if _, err := s.CreateBatch(c, "b", "s", nil); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.ClaimTasks(c, store.Claim{Worker: "crashed", Max: 1, Lease: 200 * time.Millisecond})
+	if err != nil || len(first) != 1 {
+		t.Fatal(first, err)
+	}
+	if again, _ := s.ClaimTasks(c, store.Claim{Worker: "w2", Max: 1, Lease: time.Minute}); len(again) != 0 {
+		t.Fatal("a leased task was claimed twice")
+	}
+	time.Sleep(300 * time.Millisecond)
+	again, err := s.ClaimTasks(c, store.Claim{Worker: "w2", Max: 1, Lease: time.Minute})
+	if err != nil || len(again) != 1 || again[0].ID != first[0].ID || again[0].Attempts != 2 {
+		t.Fatalf("reclaim after expiry = %+v, %v", again, err)
+	}
+	if err := s.CompleteTask(c, first[0].ID, "crashed"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("the crashed worker completed a task it lost: %v", err)
+	}
+}
+
+func testFail(t *testing.T, f Factory) {
+	s := f(t, 2)
+	mustImages(t, s, 2)
+	c := ctx(t)
+	if _, err := s.CreateBatch(c, "b", "s", []string{"img00000"}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func() store.Task {
+		t.Helper()
+		ts, err := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 1, Lease: time.Minute})
+		if err != nil || len(ts) != 1 {
+			t.Fatalf("claim = %v, %v", ts, err)
+		}
+		return ts[0]
+	}
+	tk := claim()
+	if st, err := s.FailTask(c, tk.ID, "w", "decode: boom"); err != nil || st != store.Pending {
+		t.Fatalf("first failure = %v, %v", st, err)
+	}
+	tk = claim()
+	if tk.LastError != "decode: boom" || tk.Attempts != 2 {
+		t.Fatalf("retried task %+v", tk)
+	}
+	if st, err := s.FailTask(c, tk.ID, "w", "decode: boom again"); err != nil || st != store.Failed {
+		t.Fatalf("last failure = %v, %v", st, err)
+	}
+	if ts, _ := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 1, Lease: time.Minute}); len(ts) != 0 {
+		t.Fatal("a failed task was claimed again")
+	}
+
+	// A task whose lease expires on its last attempt fails too: a poison
+	// image that crashes every worker must not loop forever.
+	if _, err := s.CreateBatch(c, "b2", "s", []string{"img00001"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if ts, err := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 1, Lease: 100 * time.Millisecond}); err != nil || len(ts) != 1 {
+			t.Fatalf("claim = %v, %v", ts, err)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	if ts, _ := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 1, Lease: time.Minute}); len(ts) != 0 {
+		t.Fatalf("task claimed after its attempts expired: %+v", ts)
+	}
+	if b, _ := s.GetBatch(c, "b2"); b.Failed != 1 {
+		t.Fatalf("batch %+v, want the task failed", b)
+	}
+}
+
+func testRelease(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 1)
+	c := ctx(t)
+	if _, err := s.CreateBatch(c, "b", "s", nil); err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 1, Lease: time.Minute})
+	if err := s.ReleaseTask(c, ts[0].ID, "other"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("release by another worker: %v", err)
+	}
+	if err := s.ReleaseTask(c, ts[0].ID, "w"); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := s.ClaimTasks(c, store.Claim{Worker: "w2", Max: 1, Lease: time.Minute})
+	if len(again) != 1 || again[0].Attempts != 1 {
+		t.Fatalf("after release: %+v", again)
+	}
+}
+
+func testShards(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 9)
+	c := ctx(t)
+	if _, err := s.CreateBatch(c, "b", "s", nil); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]int{}
+	for shard := range 3 {
+		ts, err := s.ClaimTasks(c, store.Claim{Worker: fmt.Sprint("w", shard), Max: 100, Lease: time.Minute, ShardIndex: shard, ShardCount: 3})
+		if err != nil || len(ts) != 3 {
+			t.Fatalf("shard %d claimed %d: %v", shard, len(ts), err)
+		}
+		for _, tk := range ts {
+			if int(tk.ID%3) != shard {
+				t.Fatalf("shard %d got task %d", shard, tk.ID)
+			}
+			seen[tk.ID]++
+		}
+	}
+	if len(seen) != 9 {
+		t.Fatalf("shards covered %d of 9 tasks", len(seen))
+	}
+}
+
+func testConcurrentClaims(t *testing.T, f Factory) {
+	const tasks, claimers = 1000, 8
+	s := f(t, 3)
+	mustImages(t, s, tasks)
+	c := ctx(t)
+	if _, err := s.CreateBatch(c, "b", "s", nil); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	owner := map[int64]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, claimers)
+	for w := range claimers {
+		worker := fmt.Sprint("worker-", w)
+		wg.Go(func() {
+			for round := 0; round < tasks; round++ { // bounded: at most one round per task
+				ts, err := s.ClaimTasks(c, store.Claim{Worker: worker, Max: 7, Lease: time.Minute})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(ts) == 0 {
+					return
+				}
+				for _, tk := range ts {
+					mu.Lock()
+					prev, dup := owner[tk.ID]
+					owner[tk.ID] = worker
+					mu.Unlock()
+					if dup {
+						errs <- fmt.Errorf("task %d claimed by %s and %s", tk.ID, prev, worker)
+						return
+					}
+					if err := s.CompleteTask(c, tk.ID, worker); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(owner) != tasks {
+		t.Fatalf("%d of %d tasks claimed", len(owner), tasks)
+	}
+	if b, _ := s.GetBatch(c, "b"); b.Done != tasks {
+		t.Fatalf("batch %+v", b)
+	}
+}

@@ -1,0 +1,127 @@
+// Package pgtest starts a throwaway PostgreSQL server for tests, from the
+// machine's own initdb and pg_ctl: real PostgreSQL, no container, no mock.
+//
+// Where the binaries are missing the test is skipped with a message, except
+// under CI=true, where a missing database is a failure: CI must never pass
+// by skipping the tests that matter.
+package pgtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Server is a running PostgreSQL.
+type Server struct {
+	dir  string
+	port int
+}
+
+// URL returns a connection URL for a fresh database named db on s.
+func (s *Server) URL(t testing.TB, db string) string {
+	t.Helper()
+	out, err := exec.Command(binary(t, "createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(s.port), "-U", "postgres", db).CombinedOutput()
+	if err != nil {
+		t.Fatalf("createdb %s: %v\n%s", db, err, out)
+	}
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
+}
+
+var (
+	pathOnce sync.Once
+	binDir   string
+)
+
+// binary finds a PostgreSQL program on PATH or in Debian's versioned
+// directory, which is not on PATH.
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	pathOnce.Do(func() {
+		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+		if len(matches) > 0 {
+			binDir = filepath.Dir(matches[len(matches)-1])
+		}
+	})
+	if binDir != "" {
+		return filepath.Join(binDir, name)
+	}
+	msg := fmt.Sprintf("pgtest: %s not found; install PostgreSQL server binaries (Debian: postgresql)", name)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " — required under CI=true")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// Start runs a server in a temporary directory on a free loopback port and
+// stops it when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	initdb, pgctl := binary(t, "initdb"), binary(t, "pg_ctl")
+	dir, err := os.MkdirTemp("", "kubelab-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	args := []string{"-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "--locale=C", "--encoding=UTF8"}
+	if out, err := runAsPostgresUser(initdb, args...); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=100", port, dir)
+	if out, err := runAsPostgresUser(pgctl, "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
+	}
+	t.Cleanup(func() {
+		_, _ = runAsPostgresUser(pgctl, "-D", data, "-m", "immediate", "-w", "stop")
+		_ = os.RemoveAll(dir)
+	})
+	return &Server{dir: dir, port: port}
+}
+
+// runAsPostgresUser runs a server program. PostgreSQL refuses to run as
+// root, so as root the program runs as the unprivileged "nobody" user
+// through setpriv, owning the data directory.
+func runAsPostgresUser(bin string, args ...string) ([]byte, error) {
+	if os.Geteuid() != 0 {
+		return exec.Command(bin, args...).CombinedOutput()
+	}
+	dir := ""
+	for i, a := range args {
+		if a == "-D" && i+1 < len(args) {
+			dir = filepath.Dir(args[i+1])
+		}
+	}
+	if dir != "" {
+		if out, err := exec.Command("chown", "-R", "nobody:nogroup", dir).CombinedOutput(); err != nil {
+			return out, fmt.Errorf("chown %s: %w", dir, err)
+		}
+	}
+	cmd := exec.Command("setpriv", append([]string{"--reuid=nobody", "--regid=nogroup", "--clear-groups", bin}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "setpriv") {
+		return out, fmt.Errorf("setpriv (util-linux) is needed to run postgres as root: %w", err)
+	}
+	return out, err
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
