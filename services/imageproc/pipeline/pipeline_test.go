@@ -319,3 +319,26 @@ func TestMeanAbsDiff(t *testing.T) {
 		t.Fatalf("diff = %v", d)
 	}
 }
+
+func TestCheckComplete(t *testing.T) {
+	jpg := pipelinetest.JPEG(40, 30, 7)
+	pngb := pipelinetest.PNG(40, 30, 7)
+	tests := []struct {
+		name   string
+		data   []byte
+		format string
+		ok     bool
+	}{
+		{"jpeg", jpg, "jpeg", true},
+		{"jpeg padded", append(append([]byte{}, jpg...), 0, 0, 0), "jpeg", true},
+		{"jpeg truncated", jpg[:len(jpg)-100], "jpeg", false},
+		{"png", pngb, "png", true},
+		{"png truncated", pngb[:len(pngb)-5], "png", false},
+	}
+	for _, tt := range tests {
+		err := CheckComplete(bytes.NewReader(tt.data), int64(len(tt.data)), tt.format)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}

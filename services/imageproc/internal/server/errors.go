@@ -1,0 +1,48 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kubelab/kubelab/services/imageproc/internal/blob"
+	"github.com/kubelab/kubelab/services/imageproc/internal/store"
+	"github.com/kubelab/kubelab/services/imageproc/pipeline"
+)
+
+// toStatus maps an error to the gRPC status a client can act on. Only
+// errors whose text is safe and useful reach the client; anything else is
+// logged and reported generically.
+func toStatus(ctx context.Context, log *slog.Logger, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, blob.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrLeaseLost):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, pipeline.ErrTooLarge), errors.Is(err, blob.ErrTooLarge):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, pipeline.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, what+": canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, what+": deadline exceeded")
+	}
+	log.ErrorContext(ctx, what+" failed", "err", err)
+	// Most unclassified errors here are the database being unreachable,
+	// which a client may retry.
+	return status.Error(codes.Unavailable, what+" failed; see the imageproc log")
+}
+
+func invalid(field string, err error) error {
+	return status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+}

@@ -1,0 +1,352 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"unicode"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+	"github.com/kubelab/kubelab/services/imageproc/internal/blob"
+	"github.com/kubelab/kubelab/services/imageproc/internal/store"
+	"github.com/kubelab/kubelab/services/imageproc/pipeline"
+)
+
+// Images implements imageproc.v1.ImageService.
+type Images struct {
+	imageprocv1.UnimplementedImageServiceServer
+	*deps
+	transforms chan struct{} // semaphore bounding concurrent transforms
+}
+
+// receive copies the chunks of a client stream into a new blob. The caller
+// must Abort or Commit the writer.
+func (s *Images) receive(next func() ([]byte, bool, error)) (*blob.Writer, error) {
+	w, err := s.blobs.Create(s.limits.MaxUploadBytes)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		chunk, isChunk, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			w.Abort()
+			return nil, err // the client went away: nothing is kept
+		}
+		if !isChunk {
+			w.Abort()
+			return nil, status.Error(codes.InvalidArgument, "metadata: only the first message may carry it")
+		}
+		if _, err := w.Write(chunk); err != nil {
+			w.Abort()
+			if errors.Is(err, blob.ErrTooLarge) {
+				return nil, status.Errorf(codes.ResourceExhausted, "upload exceeds MAX_UPLOAD_BYTES=%d", s.limits.MaxUploadBytes)
+			}
+			return nil, err
+		}
+	}
+	if w.Size() == 0 {
+		w.Abort()
+		return nil, status.Error(codes.InvalidArgument, "chunk: the upload has no bytes")
+	}
+	return w, nil
+}
+
+// inspect checks an uploaded blob is a whole image within the pixel limit.
+func (s *Images) inspect(w *blob.Writer) (pipeline.Info, error) {
+	info, err := pipeline.Probe(w.Reader(), s.limits.MaxPixels)
+	if err != nil {
+		if errors.Is(err, pipeline.ErrTooLarge) {
+			return info, status.Errorf(codes.ResourceExhausted, "%v (MAX_PIXELS=%d)", err, s.limits.MaxPixels)
+		}
+		return info, status.Errorf(codes.InvalidArgument, "chunk: not a JPEG, PNG, GIF or WebP image: %v", err)
+	}
+	r := w.Reader().(io.ReaderAt)
+	if err := pipeline.CheckComplete(r, w.Size(), info.Format); err != nil {
+		return info, status.Errorf(codes.InvalidArgument, "chunk: %v", err)
+	}
+	return info, nil
+}
+
+// cleanFilename keeps the base name, drops control characters and bounds
+// the length: the name is shown in pages and headers, never used as a path.
+func cleanFilename(name string) string {
+	name = filepath.Base(strings.ReplaceAll(name, `\`, "/"))
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '"' {
+			return -1
+		}
+		return r
+	}, name)
+	if len(name) > 200 {
+		name = name[:200]
+	}
+	if name == "." || name == "/" || strings.TrimSpace(name) == "" {
+		return "upload"
+	}
+	return name
+}
+
+// Upload stores a photo from a client stream: metadata first, then chunks.
+func (s *Images) Upload(stream grpc.ClientStreamingServer[imageprocv1.UploadRequest, imageprocv1.UploadResponse]) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return status.Error(codes.InvalidArgument, "metadata: the stream ended before it")
+	}
+	md := first.GetMetadata()
+	if md == nil {
+		return status.Error(codes.InvalidArgument, "metadata: the first message must carry it")
+	}
+	w, err := s.receive(func() ([]byte, bool, error) {
+		m, err := stream.Recv()
+		return m.GetChunk(), m.GetMetadata() == nil, err
+	})
+	if err != nil {
+		return toStatus(ctx, s.log, "upload", err)
+	}
+	defer w.Abort()
+	info, err := s.inspect(w)
+	if err != nil {
+		return err
+	}
+	size := w.Size()
+	sum, err := w.Commit()
+	if err != nil {
+		return toStatus(ctx, s.log, "store upload", err)
+	}
+	img, err := s.store.CreateImage(ctx, store.Image{
+		ID: store.NewID(), Filename: cleanFilename(md.GetFilename()), ContentType: info.ContentType(),
+		SizeBytes: size, Width: info.Width, Height: info.Height, SHA256: sum,
+	})
+	if err != nil {
+		s.collect(context.WithoutCancel(ctx), sum) // no orphan blob
+		return toStatus(ctx, s.log, "record upload", err)
+	}
+	return stream.SendAndClose(&imageprocv1.UploadResponse{Image: imageToProto(img)})
+}
+
+// GetImage returns an image and its variants.
+func (s *Images) GetImage(ctx context.Context, req *imageprocv1.GetImageRequest) (*imageprocv1.GetImageResponse, error) {
+	img, err := s.store.GetImage(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "get image", err)
+	}
+	vs, err := s.store.ListVariants(ctx, img.ID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "list variants", err)
+	}
+	resp := &imageprocv1.GetImageResponse{Image: imageToProto(img)}
+	for _, v := range vs {
+		resp.Variants = append(resp.Variants, variantToProto(v))
+	}
+	return resp, nil
+}
+
+const (
+	defaultPageSize = 20
+	maxPageSize     = 100
+)
+
+// ListImages pages through images, newest first. The page token is the
+// last ID of the previous page.
+func (s *Images) ListImages(ctx context.Context, req *imageprocv1.ListImagesRequest) (*imageprocv1.ListImagesResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, status.Error(codes.InvalidArgument, "page_size: must not be negative")
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	// Fetch one extra to know whether another page exists.
+	imgs, err := s.store.ListImages(ctx, size+1, req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "list images", err)
+	}
+	resp := &imageprocv1.ListImagesResponse{}
+	if len(imgs) > size {
+		imgs = imgs[:size]
+		resp.NextPageToken = imgs[size-1].ID
+	}
+	for _, i := range imgs {
+		resp.Images = append(resp.Images, imageToProto(i))
+	}
+	return resp, nil
+}
+
+// Download streams an original or a variant.
+func (s *Images) Download(req *imageprocv1.DownloadRequest, stream grpc.ServerStreamingServer[imageprocv1.DownloadResponse]) error {
+	ctx := stream.Context()
+	info := &imageprocv1.BlobInfo{}
+	if req.GetVariantSpec() == "" {
+		img, err := s.store.GetImage(ctx, req.GetImageId())
+		if err != nil {
+			return toStatus(ctx, s.log, "download", err)
+		}
+		info.ContentType, info.SizeBytes, info.Sha256 = img.ContentType, img.SizeBytes, img.SHA256
+	} else {
+		v, err := s.store.GetVariant(ctx, req.GetImageId(), req.GetVariantSpec())
+		if err != nil {
+			return toStatus(ctx, s.log, "download", err)
+		}
+		info.ContentType, info.SizeBytes, info.Sha256 = v.ContentType, v.SizeBytes, v.SHA256
+	}
+	f, err := s.blobs.Open(info.Sha256)
+	if err != nil {
+		return toStatus(ctx, s.log, "open blob", fmt.Errorf("blob of %s: %w", req.GetImageId(), err))
+	}
+	defer f.Close()
+	if err := stream.Send(&imageprocv1.DownloadResponse{Data: &imageprocv1.DownloadResponse_Info{Info: info}}); err != nil {
+		return err
+	}
+	buf := make([]byte, chunkSize)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			// Send copies into its own frame before returning, so buf is reusable.
+			if err := stream.Send(&imageprocv1.DownloadResponse{Data: &imageprocv1.DownloadResponse_Chunk{Chunk: buf[:n]}}); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return toStatus(ctx, s.log, "read blob", err)
+		}
+	}
+}
+
+// Transform makes (or finds) the variant for the requested operations.
+func (s *Images) Transform(ctx context.Context, req *imageprocv1.TransformRequest) (*imageprocv1.TransformResponse, error) {
+	spec, err := specFromProto(req.GetOperations(), req.GetOutput())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	img, err := s.store.GetImage(ctx, req.GetImageId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "transform", err)
+	}
+	key := spec.String()
+	if v, err := s.store.GetVariant(ctx, img.ID, key); err == nil {
+		return &imageprocv1.TransformResponse{Variant: variantToProto(v), Cached: true}, nil
+	}
+
+	select {
+	case s.transforms <- struct{}{}:
+		defer func() { <-s.transforms }()
+	case <-ctx.Done():
+		return nil, toStatus(ctx, s.log, "transform", ctx.Err())
+	}
+	v, err := s.render(ctx, img, spec)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "transform", err)
+	}
+	stored, created, err := s.store.PutVariant(ctx, v)
+	if err != nil {
+		s.collect(context.WithoutCancel(ctx), v.SHA256)
+		return nil, toStatus(ctx, s.log, "record variant", err)
+	}
+	if !created && stored.SHA256 != v.SHA256 {
+		s.collect(context.WithoutCancel(ctx), v.SHA256) // lost a race; keep the first
+	}
+	return &imageprocv1.TransformResponse{Variant: variantToProto(stored), Cached: !created}, nil
+}
+
+// render runs the pipeline on an image's original into a new blob.
+func (s *Images) render(ctx context.Context, img store.Image, spec pipeline.Spec) (store.Variant, error) {
+	src, err := s.blobs.Open(img.SHA256)
+	if err != nil {
+		return store.Variant{}, err
+	}
+	defer src.Close()
+	w, err := s.blobs.Create(s.limits.MaxUploadBytes)
+	if err != nil {
+		return store.Variant{}, err
+	}
+	defer w.Abort()
+	res, err := pipeline.Run(w, src, spec, s.limits.MaxPixels)
+	if err != nil {
+		return store.Variant{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Variant{}, err
+	}
+	size := w.Size()
+	sum, err := w.Commit()
+	if err != nil {
+		return store.Variant{}, err
+	}
+	return store.Variant{ImageID: img.ID, Spec: spec.String(), ContentType: res.ContentType, SizeBytes: size,
+		Width: res.Width, Height: res.Height, SHA256: sum}, nil
+}
+
+// UploadVariant stores a variant a worker made.
+func (s *Images) UploadVariant(stream grpc.ClientStreamingServer[imageprocv1.UploadVariantRequest, imageprocv1.UploadVariantResponse]) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return status.Error(codes.InvalidArgument, "metadata: the stream ended before it")
+	}
+	md := first.GetMetadata()
+	if md == nil {
+		return status.Error(codes.InvalidArgument, "metadata: the first message must carry it")
+	}
+	spec, err := pipeline.ParseSpec(md.GetSpec())
+	if err != nil {
+		return invalid("metadata.spec", err)
+	}
+	if _, err := s.store.GetImage(ctx, md.GetImageId()); err != nil {
+		return toStatus(ctx, s.log, "upload variant", err)
+	}
+	w, err := s.receive(func() ([]byte, bool, error) {
+		m, err := stream.Recv()
+		return m.GetChunk(), m.GetMetadata() == nil, err
+	})
+	if err != nil {
+		return toStatus(ctx, s.log, "upload variant", err)
+	}
+	defer w.Abort()
+	info, err := s.inspect(w)
+	if err != nil {
+		return err
+	}
+	if info.ContentType() != spec.Format.ContentType() {
+		return status.Errorf(codes.InvalidArgument, "chunk: is %s but the spec asks for %s", info.ContentType(), spec.Format.ContentType())
+	}
+	size := w.Size()
+	sum, err := w.Commit()
+	if err != nil {
+		return toStatus(ctx, s.log, "store variant", err)
+	}
+	stored, created, err := s.store.PutVariant(ctx, store.Variant{ImageID: md.GetImageId(), Spec: md.GetSpec(),
+		ContentType: info.ContentType(), SizeBytes: size, Width: info.Width, Height: info.Height, SHA256: sum})
+	if err != nil || stored.SHA256 != sum {
+		s.collect(context.WithoutCancel(ctx), sum)
+	}
+	if err != nil {
+		return toStatus(ctx, s.log, "record variant", err)
+	}
+	return stream.SendAndClose(&imageprocv1.UploadVariantResponse{Variant: variantToProto(stored), Existed: !created})
+}
+
+// DeleteImage removes an image, its variants and tasks, and their blobs.
+func (s *Images) DeleteImage(ctx context.Context, req *imageprocv1.DeleteImageRequest) (*imageprocv1.DeleteImageResponse, error) {
+	sums, err := s.store.DeleteImage(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "delete image", err)
+	}
+	s.collect(context.WithoutCancel(ctx), sums...)
+	return &imageprocv1.DeleteImageResponse{}, nil
+}

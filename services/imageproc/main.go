@@ -1,0 +1,231 @@
+// Command imageproc is kubelab's image-processing backend: a gRPC server
+// that owns the photos (on its volume) and their metadata and work queue
+// (in PostgreSQL, or an embedded SQLite file when DATABASE_URL is unset).
+//
+//	imageproc [serve]   run the servers (the container's default command)
+//	imageproc migrate   apply database migrations, then exit (an initContainer)
+//	imageproc health    exit 0 if the local server reports SERVING (an exec probe)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/kubelab/kubelab/services/imageproc/internal/blob"
+	"github.com/kubelab/kubelab/services/imageproc/internal/server"
+	"github.com/kubelab/kubelab/services/imageproc/internal/store"
+	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/config"
+	"github.com/kubelab/kubelab/services/platform/grpcserver"
+	"github.com/kubelab/kubelab/services/platform/health"
+	"github.com/kubelab/kubelab/services/platform/lifecycle"
+	"github.com/kubelab/kubelab/services/platform/telemetry"
+)
+
+type settings struct {
+	GRPCAddr    string `envconfig:"GRPC_ADDR" default:":50051"`
+	AdminAddr   string `envconfig:"ADMIN_ADDR" default:":9090"`
+	DataDir     string `envconfig:"DATA_DIR" default:"/data"`
+	DatabaseURL string `envconfig:"DATABASE_URL"`
+	LogLevel    string `envconfig:"LOG_LEVEL" default:"info"`
+
+	MaxUploadBytes   int64         `envconfig:"MAX_UPLOAD_BYTES" default:"52428800"`
+	MaxPixels        int64         `envconfig:"MAX_PIXELS" default:"50000000"`
+	MaxAttempts      int           `envconfig:"MAX_ATTEMPTS" default:"3"`
+	Transforms       int           `envconfig:"TRANSFORM_CONCURRENCY" default:"0"`
+	MaxConnectionAge time.Duration `envconfig:"MAX_CONNECTION_AGE" default:"30s"`
+
+	lifecycle.Config
+}
+
+func (s *settings) Validate() error {
+	switch {
+	case s.MaxUploadBytes <= 0:
+		return errors.New("MAX_UPLOAD_BYTES must be positive")
+	case s.MaxPixels <= 0:
+		return errors.New("MAX_PIXELS must be positive")
+	case s.MaxAttempts <= 0:
+		return errors.New("MAX_ATTEMPTS must be positive")
+	case s.DrainDelay < 0 || s.ShutdownTimeout <= 0:
+		return errors.New("DRAIN_DELAY must not be negative and SHUTDOWN_TIMEOUT must be positive")
+	}
+	return nil
+}
+
+func main() {
+	cmd := "serve"
+	if len(os.Args) > 1 {
+		cmd = os.Args[1]
+	}
+	var cfg settings
+	if err := config.LoadEnv(&cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "imageproc:", err)
+		os.Exit(2)
+	}
+	info := build.Current("imageproc")
+	log, err := telemetry.NewLogger(os.Stderr, cfg.LogLevel, "service", info.Service, "version", info.Version, "pod", info.Instance)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "imageproc: config: LOG_LEVEL:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	switch cmd {
+	case "serve":
+		err = serve(ctx, cfg, info, log)
+	case "migrate":
+		err = migrate(ctx, cfg, log)
+	case "health":
+		err = probe(cfg.GRPCAddr)
+	default:
+		err = fmt.Errorf("unknown command %q (want serve, migrate or health)", cmd)
+	}
+	if err != nil {
+		log.Error("exiting", "command", cmd, "err", err)
+		os.Exit(1)
+	}
+}
+
+func serve(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) error {
+	shutdownTracing, err := telemetry.SetupTracing(ctx, info)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	blobs, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return fmt.Errorf("open blob dir under DATA_DIR=%s: %w", cfg.DataDir, err)
+	}
+	defer blobs.Close()
+
+	metrics := telemetry.NewMetrics(info)
+	checker := health.NewChecker(log, 2*time.Second, time.Second, "imageproc.v1.ImageService", "imageproc.v1.QueueService")
+	checker.AddReadiness("database", st.Ping)
+
+	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: metrics, Health: checker, Instance: info.Instance, MaxConnectionAge: cfg.MaxConnectionAge})
+	server.Register(g, log, st, blobs, server.Limits{MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, Transforms: cfg.Transforms})
+
+	admin := http.NewServeMux()
+	checker.Routes(admin)
+	admin.Handle("GET /metrics", metrics.Handler())
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen on GRPC_ADDR=%s: %w", cfg.GRPCAddr, err)
+	}
+	adminLis, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("listen on ADMIN_ADDR=%s: %w", cfg.AdminAddr, err)
+	}
+	r := lifecycle.New(log, checker, cfg.Config)
+	r.GRPC(grpcLis, g)
+	r.HTTP("admin", adminLis, &http.Server{Handler: metrics.Middleware(admin), ReadHeaderTimeout: 5 * time.Second})
+	r.Go(func(ctx context.Context) error { checker.Run(ctx); return nil })
+	return r.Run(ctx)
+}
+
+// openStore picks PostgreSQL when DATABASE_URL is set, else the embedded
+// SQLite file under DATA_DIR.
+func openStore(ctx context.Context, cfg settings, log *slog.Logger) (store.Store, error) {
+	if cfg.DatabaseURL == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("create DATA_DIR=%s: %w", cfg.DataDir, err)
+		}
+		path := filepath.Join(cfg.DataDir, "imageproc.db")
+		log.Info("using the embedded store; set DATABASE_URL for PostgreSQL", "path", path)
+		return store.OpenSQLite(ctx, path, cfg.MaxAttempts)
+	}
+	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL, cfg.MaxAttempts)
+	if err != nil {
+		return nil, err
+	}
+	// The schema check waits for the database a while: at start-up the
+	// database pod may still be coming up, and readiness covers the rest.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err = pg.CheckSchema(cctx)
+		if err == nil || cctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		pg.Close()
+		return nil, err
+	}
+	return pg, nil
+}
+
+func migrate(ctx context.Context, cfg settings, log *slog.Logger) error {
+	if cfg.DatabaseURL == "" {
+		log.Info("DATABASE_URL is unset: the embedded store creates its schema itself; nothing to do")
+		return nil
+	}
+	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL, cfg.MaxAttempts)
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	// Retry while the database starts: an initContainer that exits on the
+	// first refused connection only adds a CrashLoopBackOff to the lesson.
+	var applied []string
+	for attempt := 1; ; attempt++ {
+		applied, err = pg.Migrate(ctx)
+		if err == nil || attempt == 30 || ctx.Err() != nil {
+			break
+		}
+		log.Warn("migration failed; retrying", "attempt", attempt, "err", err)
+		time.Sleep(2 * time.Second)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("migrations applied", "applied", applied)
+	return nil
+}
+
+// probe asks the local gRPC health service, like a Kubernetes grpc probe;
+// the exec-probe form for images without a shell.
+func probe(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("GRPC_ADDR=%s: %w", addr, err)
+	}
+	conn, err := grpc.NewClient(net.JoinHostPort("127.0.0.1", port), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return fmt.Errorf("health check: %w", err)
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("health check: %s", resp.GetStatus())
+	}
+	fmt.Println("SERVING")
+	return nil
+}
