@@ -14,7 +14,7 @@ import (
 func CheckComplete(r io.ReaderAt, size int64, format string) error {
 	tail := make([]byte, min(size, 16))
 	if _, err := r.ReadAt(tail, size-int64(len(tail))); err != nil {
-		return fmt.Errorf("%w: read tail: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: read tail: %w", ErrInvalid, err)
 	}
 	ok := false
 	switch format {

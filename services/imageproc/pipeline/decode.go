@@ -43,7 +43,7 @@ func Probe(r io.Reader, maxPixels int64) (Info, error) {
 	head, _ := br.Peek(64 << 10)
 	cfg, format, err := image.DecodeConfig(br)
 	if err != nil {
-		return Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Info{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return Info{}, fmt.Errorf("%w: %dx%d", ErrInvalid, cfg.Width, cfg.Height)
@@ -74,7 +74,7 @@ func Decode(r io.ReadSeeker, maxPixels int64) (image.Image, Info, error) {
 	}
 	img, _, err := image.Decode(bufio.NewReaderSize(r, 64<<10))
 	if err != nil {
-		return nil, Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, Info{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return orient(img, info.Orientation), info, nil
 }

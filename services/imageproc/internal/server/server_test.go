@@ -44,7 +44,7 @@ type env struct {
 
 // start serves both services over real TCP on loopback, with a SQLite
 // store and blobs in a temp dir.
-func start(t *testing.T, limits server.Limits) *env {
+func start(t testing.TB, limits server.Limits) *env {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
@@ -85,6 +85,11 @@ func ctx(t *testing.T) context.Context {
 
 // upload sends data in 32 KiB chunks.
 func (e *env) upload(ctx context.Context, name string, data []byte) (*imageprocv1.Image, error) {
+	return e.uploadFrom(ctx, name, bytes.NewReader(data))
+}
+
+// uploadFrom streams r in 32 KiB chunks, reusing one buffer.
+func (e *env) uploadFrom(ctx context.Context, name string, r io.Reader) (*imageprocv1.Image, error) {
 	stream, err := e.images.Upload(ctx)
 	if err != nil {
 		return nil, err
@@ -92,12 +97,17 @@ func (e *env) upload(ctx context.Context, name string, data []byte) (*imageprocv
 	if err := stream.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Metadata{Metadata: &imageprocv1.UploadMetadata{Filename: name}}}); err != nil {
 		return nil, err
 	}
-	for len(data) > 0 {
-		n := min(len(data), 32<<10)
-		if err := stream.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Chunk{Chunk: data[:n]}}); err != nil {
-			break // the server closed early; CloseAndRecv has its status
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			if err := stream.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Chunk{Chunk: buf[:n]}}); err != nil {
+				break // the server closed early; CloseAndRecv has its status
+			}
 		}
-		data = data[n:]
+		if rerr != nil {
+			break
+		}
 	}
 	resp, err := stream.CloseAndRecv()
 	return resp.GetImage(), err

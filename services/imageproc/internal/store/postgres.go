@@ -300,18 +300,7 @@ func (p *Postgres) ClaimTasks(ctx context.Context, c Claim) ([]Task, error) {
 			WHERE state = 'leased' AND lease_expires_at < now() AND attempts >= $1`, p.maxAttempts, reasonExpired); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `WITH picked AS (
-				SELECT id AS pick FROM tasks
-				WHERE state IN ('pending', 'leased')
-				  AND (state = 'pending' OR lease_expires_at < now())
-				  AND ($3 = 0 OR id % $3 = $4)
-				ORDER BY id
-				LIMIT $2
-				FOR UPDATE SKIP LOCKED)
-			UPDATE tasks t SET state = 'leased', lease_owner = $1,
-				lease_expires_at = now() + $5::interval, attempts = attempts + 1
-			FROM picked WHERE t.id = picked.pick
-			RETURNING `+taskCols,
+		rows, err := tx.Query(ctx, claimSQL,
 			c.Worker, c.Max, c.ShardCount, c.ShardIndex, interval(c.Lease))
 		if err != nil {
 			return err
@@ -325,6 +314,21 @@ func (p *Postgres) ClaimTasks(ctx context.Context, c Claim) ([]Task, error) {
 	slices.SortFunc(tasks, func(a, b Task) int { return cmp.Compare(a.ID, b.ID) })
 	return tasks, nil
 }
+
+// claimSQL leases the next tasks. The inner SELECT walks the tasks_open
+// partial index in id order and skips rows other claimers hold locked.
+const claimSQL = `WITH picked AS (
+		SELECT id AS pick FROM tasks
+		WHERE state IN ('pending', 'leased')
+		  AND (state = 'pending' OR lease_expires_at < now())
+		  AND ($3 = 0 OR id % $3 = $4)
+		ORDER BY id
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED)
+	UPDATE tasks t SET state = 'leased', lease_owner = $1,
+		lease_expires_at = now() + $5::interval, attempts = attempts + 1
+	FROM picked WHERE t.id = picked.pick
+	RETURNING ` + taskCols
 
 // held is the condition for a worker still holding a task's lease.
 const held = `id = $1 AND state = 'leased' AND lease_owner = $2 AND lease_expires_at >= now()`
