@@ -223,7 +223,9 @@ func TestProcessHealthSubcommand(t *testing.T) {
 		t.Fatalf("health = %v: %s", err, out)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	<-p.exited
+	if err := <-p.exited; err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
 	cmd = exec.Command(binary(t), "health")
 	cmd.Env = append(os.Environ(), "GRPC_ADDR="+p.grpcAddr)
 	if err := cmd.Run(); err == nil {

@@ -22,7 +22,7 @@ func bigJPEG(size int) []byte {
 	small := pipelinetest.JPEG(640, 480, 1)
 	out := append([]byte{}, small[:2]...)
 	comment := make([]byte, 65533)
-	for len(out)+len(small) < size {
+	for len(out)+len(small)+65537 <= size {
 		out = append(out, 0xFF, 0xFE, 0xFF, 0xFF) // COM, length 65535
 		out = append(out, comment...)
 	}
@@ -54,12 +54,12 @@ func BenchmarkStream20MB(b *testing.B) {
 	// The photo lives in a file, as it would on a client's disk, so the
 	// process's live heap (and so the GC's target) is the streams' alone.
 	path := b.TempDir() + "/big.jpg"
-	photo := bigJPEG(20 << 20)
-	size := len(photo)
+	size := 20 << 20
+	photo := bigJPEG(size)
+	size = len(photo)
 	if err := os.WriteFile(path, photo, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	photo = nil
 	e := start(b, server.Limits{MaxUploadBytes: 64 << 20, MaxPixels: 50_000_000})
 	ctx := context.Background()
 	var id string
