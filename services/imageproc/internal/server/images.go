@@ -88,9 +88,10 @@ func cleanFilename(name string) string {
 		return r
 	}, name)
 	if len(name) > 200 {
-		name = name[:200]
+		// Cut on a rune boundary: the name must stay valid UTF-8.
+		name = strings.ToValidUTF8(name[:200], "")
 	}
-	if name == "." || name == "/" || strings.TrimSpace(name) == "" {
+	if name == "." || name == ".." || name == "/" || strings.TrimSpace(name) == "" {
 		return "upload"
 	}
 	return name
