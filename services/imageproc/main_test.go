@@ -190,7 +190,9 @@ func TestProcessSIGTERMDrainsAndExitsZero(t *testing.T) {
 			t.Errorf("request failed during the drain: %v", r.err)
 		}
 	}
-	if ok < 100 {
+	// The point is above (nothing failed while draining); this only checks
+	// traffic really ran across the signal, even on a slow machine.
+	if ok < 20 {
 		t.Fatalf("only %d requests succeeded", ok)
 	}
 	select {
