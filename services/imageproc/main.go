@@ -40,7 +40,10 @@ type settings struct {
 	AdminAddr   string `envconfig:"ADMIN_ADDR" default:":9090"`
 	DataDir     string `envconfig:"DATA_DIR" default:"/data"`
 	DatabaseURL string `envconfig:"DATABASE_URL"`
-	LogLevel    string `envconfig:"LOG_LEVEL" default:"info"`
+	// DatabaseWait bounds how long serve and migrate wait for the database
+	// to come up (or, for serve, to be migrated) before giving up.
+	DatabaseWait time.Duration `envconfig:"DATABASE_WAIT" default:"60s"`
+	LogLevel     string        `envconfig:"LOG_LEVEL" default:"info"`
 
 	MaxUploadBytes   int64         `envconfig:"MAX_UPLOAD_BYTES" default:"52428800"`
 	MaxPixels        int64         `envconfig:"MAX_PIXELS" default:"50000000"`
@@ -159,22 +162,33 @@ func openStore(ctx context.Context, cfg settings, log *slog.Logger) (store.Store
 	if err != nil {
 		return nil, err
 	}
-	// The schema check waits for the database a while: at start-up the
-	// database pod may still be coming up, and readiness covers the rest.
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		err = pg.CheckSchema(cctx)
-		if err == nil || cctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	if err != nil {
+	// At start-up the database pod may still be coming up: wait a while,
+	// then fail with the reason (unreachable, or not migrated).
+	if err := waitFor(ctx, log, "database schema check", cfg.DatabaseWait, pg.CheckSchema); err != nil {
 		pg.Close()
 		return nil, err
 	}
 	return pg, nil
+}
+
+// waitFor calls fn until it succeeds, ctx ends or window has passed, and
+// returns fn's last error. Both the migrate initContainer and the server
+// start while the database may still be starting; giving up at the first
+// refused connection would only add a CrashLoopBackOff to the lesson.
+func waitFor(ctx context.Context, log *slog.Logger, what string, window time.Duration, fn func(context.Context) error) error {
+	deadline := time.Now().Add(window)
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn(what+" failed; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 func migrate(ctx context.Context, cfg settings, log *slog.Logger) error {
@@ -187,17 +201,11 @@ func migrate(ctx context.Context, cfg settings, log *slog.Logger) error {
 		return err
 	}
 	defer pg.Close()
-	// Retry while the database starts: an initContainer that exits on the
-	// first refused connection only adds a CrashLoopBackOff to the lesson.
 	var applied []string
-	for attempt := 1; ; attempt++ {
+	err = waitFor(ctx, log, "migration", cfg.DatabaseWait, func(ctx context.Context) (err error) {
 		applied, err = pg.Migrate(ctx)
-		if err == nil || attempt == 30 || ctx.Err() != nil {
-			break
-		}
-		log.Warn("migration failed; retrying", "attempt", attempt, "err", err)
-		time.Sleep(2 * time.Second)
-	}
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
+	"github.com/kubelab/kubelab/services/platform/pgtest"
 )
 
 // These tests build the real binary and run it as a pod would: configured
@@ -233,4 +234,43 @@ func TestProcessHealthSubcommand(t *testing.T) {
 	if err := cmd.Run(); err == nil {
 		t.Fatal("health succeeded with the server stopped")
 	}
+}
+
+// TestProcessPostgres runs the binary as Kubernetes does with a database:
+// `imageproc migrate` (the initContainer, twice, as two pods' would), then
+// the server on PostgreSQL, and refuses to serve an unmigrated database.
+func TestProcessPostgres(t *testing.T) {
+	srv := pgtest.Start(t)
+
+	unmigrated := startCmd(t, "serve", "DATABASE_URL="+srv.URL(t, "fresh"), "DATABASE_WAIT=1s",
+		"GRPC_ADDR="+freeAddr(t), "ADMIN_ADDR="+freeAddr(t), "DATA_DIR="+t.TempDir())
+	// It waits DATABASE_WAIT for the schema, then exits naming the fix.
+	if out, err := unmigrated.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("imageproc migrate")) {
+		t.Fatalf("serve on an unmigrated database: %v\n%s", err, out)
+	}
+
+	url := srv.URL(t, "kubelab")
+	for range 2 {
+		if out, err := startCmd(t, "migrate", "DATABASE_URL="+url).CombinedOutput(); err != nil {
+			t.Fatalf("migrate: %v\n%s", err, out)
+		}
+	}
+	p := startProc(t, "DATABASE_URL="+url)
+	c := p.client(t)
+	img, err := upload(t.Context(), c, pipelinetest.JPEG(320, 240, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetImage(t.Context(), &imageprocv1.GetImageRequest{Id: img.GetId()})
+	if err != nil || got.GetImage().GetWidth() != 320 {
+		t.Fatalf("GetImage on PostgreSQL = %v, %v", got, err)
+	}
+}
+
+func startCmd(t *testing.T, command string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), binary(t), command)
+	cmd.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=")
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
 }

@@ -151,46 +151,11 @@ func gaussianKernel(sigma float64) func(float64) float64 {
 }
 
 // gaussian blurs with a separable kernel of radius 3σ, edges clamped.
+// makeTaps at scale 1 with the Gaussian as kernel gives exactly the clamped,
+// normalised convolution weights.
 func gaussian(src *image.RGBA, sigma float64) *image.RGBA {
 	w, h := src.Rect.Dx(), src.Rect.Dy()
-	// makeTaps at scale 1 with the Gaussian as kernel gives exactly the
-	// clamped, normalised convolution weights.
-	tx := makeTaps(w, w, gaussianKernel(sigma), 3*sigma)
-	ty := makeTaps(h, h, gaussianKernel(sigma), 3*sigma)
-	return convolve(src, tx, ty)
-}
-
-func convolve(src *image.RGBA, tx, ty taps) *image.RGBA {
-	w, h := src.Rect.Dx(), src.Rect.Dy()
-	tmp := make([]float32, 4*w*h)
-	for y := range h {
-		row := src.Pix[y*src.Stride:]
-		for x := range w {
-			var acc [4]float32
-			for i, wt := range tx.w[x] {
-				q := row[4*(tx.start[x]+i):][:4]
-				for c := range 4 {
-					acc[c] += wt * float32(q[c])
-				}
-			}
-			copy(tmp[4*(w*y+x):], acc[:])
-		}
-	}
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	acc := make([]float32, 4*w)
-	for y := range h {
-		clear(acc)
-		for i, wt := range ty.w[y] {
-			for j, v := range tmp[4*w*(ty.start[y]+i):][:4*w] {
-				acc[j] += wt * v
-			}
-		}
-		out := dst.Pix[y*dst.Stride:][:4*w]
-		for j := range out {
-			out[j] = clamp8(acc[j])
-		}
-	}
-	return dst
+	return resample(src, makeTaps(w, w, gaussianKernel(sigma), 3*sigma), makeTaps(h, h, gaussianKernel(sigma), 3*sigma))
 }
 
 // sharpen is an unsharp mask: src + amount × (src − blur(src)).

@@ -38,22 +38,16 @@ func resize(img image.Image, w, h int) *image.RGBA {
 	if b.Dx() == w && b.Dy() == h {
 		return toRGBA(img)
 	}
-	k := min(b.Dx()/w, b.Dy()/h) / 2
-	var mid *image.RGBA
-	switch {
-	case k < 2:
-		mid = toRGBA(img)
-	case isYCbCr(img):
-		mid = shrinkYCbCr(img.(*image.YCbCr), k)
-	default:
-		mid = shrinkRGBA(toRGBA(img), k)
+	mid := toRGBA
+	if k := min(b.Dx()/w, b.Dy()/h) / 2; k >= 2 {
+		mid = func(img image.Image) *image.RGBA {
+			if ycc, ok := img.(*image.YCbCr); ok {
+				return shrinkYCbCr(ycc, k)
+			}
+			return shrinkRGBA(toRGBA(img), k)
+		}
 	}
-	return lanczos(mid, w, h)
-}
-
-func isYCbCr(img image.Image) bool {
-	_, ok := img.(*image.YCbCr)
-	return ok
+	return lanczos(mid(img), w, h)
 }
 
 // shrinkYCbCr averages k×k blocks of a YCbCr image straight from its planes,
@@ -186,11 +180,15 @@ func makeTaps(srcLen, dstLen int, kernel func(float64) float64, support float64)
 
 // lanczos resamples src to w×h with a separable Lanczos-3 filter.
 func lanczos(src *image.RGBA, w, h int) *image.RGBA {
-	sw, sh := src.Rect.Dx(), src.Rect.Dy()
-	tx := makeTaps(sw, w, lanczos3, 3)
-	ty := makeTaps(sh, h, lanczos3, 3)
+	return resample(src, makeTaps(src.Rect.Dx(), w, lanczos3, 3), makeTaps(src.Rect.Dy(), h, lanczos3, 3))
+}
 
-	// Horizontal pass into float rows, then vertical pass into bytes.
+// resample filters src with separable taps, one per output column (tx) and
+// row (ty): a horizontal pass into float rows, then a vertical pass into
+// bytes. Resizing and blurring are both this, with different taps.
+func resample(src *image.RGBA, tx, ty taps) *image.RGBA {
+	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+	w, h := len(tx.w), len(ty.w)
 	tmp := make([]float32, 4*w*sh)
 	for y := range sh {
 		row := src.Pix[y*src.Stride:][:4*sw]

@@ -12,14 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 )
 
 // Server is a running PostgreSQL.
 type Server struct {
-	dir  string
 	port int
 }
 
@@ -33,11 +30,6 @@ func (s *Server) URL(t testing.TB, db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
 }
 
-var (
-	pathOnce sync.Once
-	binDir   string
-)
-
 // binary finds a PostgreSQL program on PATH or in Debian's versioned
 // directory, which is not on PATH.
 func binary(t testing.TB, name string) string {
@@ -45,14 +37,8 @@ func binary(t testing.TB, name string) string {
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	pathOnce.Do(func() {
-		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-		if len(matches) > 0 {
-			binDir = filepath.Dir(matches[len(matches)-1])
-		}
-	})
-	if binDir != "" {
-		return filepath.Join(binDir, name)
+	if matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name); len(matches) > 0 {
+		return matches[len(matches)-1] // the newest version
 	}
 	msg := fmt.Sprintf("pgtest: %s not found; install PostgreSQL server binaries (Debian: postgresql)", name)
 	if os.Getenv("CI") == "true" {
@@ -71,49 +57,40 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if os.Geteuid() == 0 {
+		// PostgreSQL refuses to run as root; as root it runs as "nobody",
+		// which must own its directory.
+		if out, err := exec.Command("chown", "nobody:nogroup", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v\n%s", dir, err, out)
+		}
+	}
 	data := filepath.Join(dir, "data")
 	args := []string{"-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "--locale=C", "--encoding=UTF8"}
-	if out, err := runAsPostgresUser(initdb, args...); err != nil {
+	if out, err := runAsPostgresUser(dir, initdb, args...); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	port := freePort(t)
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=100", port, dir)
-	if out, err := runAsPostgresUser(pgctl, "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+	if out, err := runAsPostgresUser(dir, pgctl, "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
 	}
 	t.Cleanup(func() {
-		_, _ = runAsPostgresUser(pgctl, "-D", data, "-m", "immediate", "-w", "stop")
+		_, _ = runAsPostgresUser(dir, pgctl, "-D", data, "-m", "immediate", "-w", "stop")
 		_ = os.RemoveAll(dir)
 	})
-	return &Server{dir: dir, port: port}
+	return &Server{port: port}
 }
 
-// runAsPostgresUser runs a server program. PostgreSQL refuses to run as
-// root, so as root the program runs as the unprivileged "nobody" user
-// through setpriv, owning the data directory.
-func runAsPostgresUser(bin string, args ...string) ([]byte, error) {
-	if os.Geteuid() != 0 {
-		return exec.Command(bin, args...).CombinedOutput()
+// runAsPostgresUser runs a server program with home directory dir: as
+// itself, or as root through setpriv as the unprivileged "nobody".
+func runAsPostgresUser(dir, bin string, args ...string) ([]byte, error) {
+	cmd := exec.Command(bin, args...)
+	if os.Geteuid() == 0 {
+		cmd = exec.Command("setpriv", append([]string{"--reuid=nobody", "--regid=nogroup", "--clear-groups", bin}, args...)...)
 	}
-	dir := ""
-	for i, a := range args {
-		if a == "-D" && i+1 < len(args) {
-			dir = filepath.Dir(args[i+1])
-		}
-	}
-	if dir != "" {
-		if out, err := exec.Command("chown", "-R", "nobody:nogroup", dir).CombinedOutput(); err != nil {
-			return out, fmt.Errorf("chown %s: %w", dir, err)
-		}
-	}
-	cmd := exec.Command("setpriv", append([]string{"--reuid=nobody", "--regid=nogroup", "--clear-groups", bin}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil && strings.Contains(string(out), "setpriv") {
-		return out, fmt.Errorf("setpriv (util-linux) is needed to run postgres as root: %w", err)
-	}
-	return out, err
+	return cmd.CombinedOutput()
 }
 
 func freePort(t testing.TB) int {

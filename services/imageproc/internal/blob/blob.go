@@ -178,7 +178,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 func (w *Writer) Size() int64 { return w.n }
 
 // Reader reads back what has been written, for validation before Commit.
-func (w *Writer) Reader() io.ReadSeeker { return io.NewSectionReader(w.f, 0, w.n) }
+func (w *Writer) Reader() *io.SectionReader { return io.NewSectionReader(w.f, 0, w.n) }
 
 // Commit makes the blob durable and visible under its SHA-256, which it
 // returns. If a blob with the same content exists, the new copy is dropped.

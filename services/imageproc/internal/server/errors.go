@@ -42,7 +42,3 @@ func toStatus(ctx context.Context, log *slog.Logger, what string, err error) err
 	// which a client may retry.
 	return status.Error(codes.Unavailable, what+" failed; see the imageproc log")
 }
-
-func invalid(field string, err error) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
-}

@@ -26,55 +26,65 @@ type Images struct {
 	transforms chan struct{} // semaphore bounding concurrent transforms
 }
 
-// receive copies the chunks of a client stream into a new blob. The caller
-// must Abort or Commit the writer.
-func (s *Images) receive(next func() ([]byte, bool, error)) (*blob.Writer, error) {
+// received is a committed blob that holds a whole image.
+type received struct {
+	info pipeline.Info
+	size int64
+	sum  string
+}
+
+// receiveImage copies the chunks of a client stream into a new blob, checks
+// it is a whole image within the limits (and passes accept, if given), and
+// commits it. Any error is a gRPC status, and on any error nothing is kept:
+// not the partial bytes of a client that went away, not a rejected image.
+func (s *Images) receiveImage(ctx context.Context, what string, next func() ([]byte, bool, error), accept func(pipeline.Info) error) (received, error) {
 	w, err := s.blobs.Create(s.limits.MaxUploadBytes)
 	if err != nil {
-		return nil, err
+		return received{}, toStatus(ctx, s.log, what, err)
 	}
+	defer w.Abort() // a no-op after Commit
 	for {
 		chunk, isChunk, err := next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			w.Abort()
-			return nil, err // the client went away: nothing is kept
+			return received{}, toStatus(ctx, s.log, what, err)
 		}
 		if !isChunk {
-			w.Abort()
-			return nil, status.Error(codes.InvalidArgument, "metadata: only the first message may carry it")
+			return received{}, status.Error(codes.InvalidArgument, "metadata: only the first message may carry it")
 		}
 		if _, err := w.Write(chunk); err != nil {
-			w.Abort()
 			if errors.Is(err, blob.ErrTooLarge) {
-				return nil, status.Errorf(codes.ResourceExhausted, "upload exceeds MAX_UPLOAD_BYTES=%d", s.limits.MaxUploadBytes)
+				return received{}, status.Errorf(codes.ResourceExhausted, "upload exceeds MAX_UPLOAD_BYTES=%d", s.limits.MaxUploadBytes)
 			}
-			return nil, err
+			return received{}, toStatus(ctx, s.log, what, err)
 		}
 	}
 	if w.Size() == 0 {
-		w.Abort()
-		return nil, status.Error(codes.InvalidArgument, "chunk: the upload has no bytes")
+		return received{}, status.Error(codes.InvalidArgument, "chunk: the upload has no bytes")
 	}
-	return w, nil
-}
-
-// inspect checks an uploaded blob is a whole image within the pixel limit.
-func (s *Images) inspect(w *blob.Writer) (pipeline.Info, error) {
 	info, err := pipeline.Probe(w.Reader(), s.limits.MaxPixels)
+	if errors.Is(err, pipeline.ErrTooLarge) {
+		return received{}, status.Errorf(codes.ResourceExhausted, "%v (MAX_PIXELS=%d)", err, s.limits.MaxPixels)
+	}
 	if err != nil {
-		if errors.Is(err, pipeline.ErrTooLarge) {
-			return info, status.Errorf(codes.ResourceExhausted, "%v (MAX_PIXELS=%d)", err, s.limits.MaxPixels)
+		return received{}, status.Errorf(codes.InvalidArgument, "chunk: not a JPEG, PNG, GIF or WebP image: %v", err)
+	}
+	if err := pipeline.CheckComplete(w.Reader(), w.Size(), info.Format); err != nil {
+		return received{}, status.Errorf(codes.InvalidArgument, "chunk: %v", err)
+	}
+	if accept != nil {
+		if err := accept(info); err != nil {
+			return received{}, err
 		}
-		return info, status.Errorf(codes.InvalidArgument, "chunk: not a JPEG, PNG, GIF or WebP image: %v", err)
 	}
-	r := w.Reader().(io.ReaderAt)
-	if err := pipeline.CheckComplete(r, w.Size(), info.Format); err != nil {
-		return info, status.Errorf(codes.InvalidArgument, "chunk: %v", err)
+	size := w.Size()
+	sum, err := w.Commit()
+	if err != nil {
+		return received{}, toStatus(ctx, s.log, what, err)
 	}
-	return info, nil
+	return received{info: info, size: size, sum: sum}, nil
 }
 
 // cleanFilename keeps the base name, drops control characters and bounds
@@ -108,29 +118,19 @@ func (s *Images) Upload(stream grpc.ClientStreamingServer[imageprocv1.UploadRequ
 	if md == nil {
 		return status.Error(codes.InvalidArgument, "metadata: the first message must carry it")
 	}
-	w, err := s.receive(func() ([]byte, bool, error) {
+	up, err := s.receiveImage(ctx, "upload", func() ([]byte, bool, error) {
 		m, err := stream.Recv()
 		return m.GetChunk(), m.GetMetadata() == nil, err
-	})
-	if err != nil {
-		return toStatus(ctx, s.log, "upload", err)
-	}
-	defer w.Abort()
-	info, err := s.inspect(w)
+	}, nil)
 	if err != nil {
 		return err
 	}
-	size := w.Size()
-	sum, err := w.Commit()
-	if err != nil {
-		return toStatus(ctx, s.log, "store upload", err)
-	}
 	img, err := s.store.CreateImage(ctx, store.Image{
-		ID: store.NewID(), Filename: cleanFilename(md.GetFilename()), ContentType: info.ContentType(),
-		SizeBytes: size, Width: info.Width, Height: info.Height, SHA256: sum,
+		ID: store.NewID(), Filename: cleanFilename(md.GetFilename()), ContentType: up.info.ContentType(),
+		SizeBytes: up.size, Width: up.info.Width, Height: up.info.Height, SHA256: up.sum,
 	})
 	if err != nil {
-		s.collect(context.WithoutCancel(ctx), sum) // no orphan blob
+		s.collect(context.WithoutCancel(ctx), up.sum) // no orphan blob
 		return toStatus(ctx, s.log, "record upload", err)
 	}
 	return stream.SendAndClose(&imageprocv1.UploadResponse{Image: imageToProto(img)})
@@ -306,35 +306,27 @@ func (s *Images) UploadVariant(stream grpc.ClientStreamingServer[imageprocv1.Upl
 	}
 	spec, err := pipeline.ParseSpec(md.GetSpec())
 	if err != nil {
-		return invalid("metadata.spec", err)
+		return status.Errorf(codes.InvalidArgument, "metadata.spec: %v", err)
 	}
 	if _, err := s.store.GetImage(ctx, md.GetImageId()); err != nil {
 		return toStatus(ctx, s.log, "upload variant", err)
 	}
-	w, err := s.receive(func() ([]byte, bool, error) {
+	up, err := s.receiveImage(ctx, "upload variant", func() ([]byte, bool, error) {
 		m, err := stream.Recv()
 		return m.GetChunk(), m.GetMetadata() == nil, err
+	}, func(info pipeline.Info) error {
+		if info.ContentType() != spec.Format.ContentType() {
+			return status.Errorf(codes.InvalidArgument, "chunk: is %s but the spec asks for %s", info.ContentType(), spec.Format.ContentType())
+		}
+		return nil
 	})
-	if err != nil {
-		return toStatus(ctx, s.log, "upload variant", err)
-	}
-	defer w.Abort()
-	info, err := s.inspect(w)
 	if err != nil {
 		return err
 	}
-	if info.ContentType() != spec.Format.ContentType() {
-		return status.Errorf(codes.InvalidArgument, "chunk: is %s but the spec asks for %s", info.ContentType(), spec.Format.ContentType())
-	}
-	size := w.Size()
-	sum, err := w.Commit()
-	if err != nil {
-		return toStatus(ctx, s.log, "store variant", err)
-	}
 	stored, created, err := s.store.PutVariant(ctx, store.Variant{ImageID: md.GetImageId(), Spec: md.GetSpec(),
-		ContentType: info.ContentType(), SizeBytes: size, Width: info.Width, Height: info.Height, SHA256: sum})
-	if err != nil || stored.SHA256 != sum {
-		s.collect(context.WithoutCancel(ctx), sum)
+		ContentType: up.info.ContentType(), SizeBytes: up.size, Width: up.info.Width, Height: up.info.Height, SHA256: up.sum})
+	if err != nil || stored.SHA256 != up.sum {
+		s.collect(context.WithoutCancel(ctx), up.sum)
 	}
 	if err != nil {
 		return toStatus(ctx, s.log, "record variant", err)

@@ -19,7 +19,6 @@ import (
 type SQLite struct {
 	db          *sql.DB
 	maxAttempts int
-	now         func() time.Time
 }
 
 const sqliteSchema = `
@@ -58,7 +57,7 @@ func OpenSQLite(ctx context.Context, path string, maxAttempts int) (*SQLite, err
 		_ = db.Close()
 		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
 	}
-	return &SQLite{db: db, maxAttempts: maxAttempts, now: time.Now}, nil
+	return &SQLite{db: db, maxAttempts: maxAttempts}, nil
 }
 
 func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -66,7 +65,7 @@ func (s *SQLite) Close()                         { _ = s.db.Close() }
 
 func nanos(t time.Time) int64     { return t.UnixNano() }
 func fromNanos(n int64) time.Time { return time.Unix(0, n) }
-func (s *SQLite) stamp() int64    { return nanos(s.now()) }
+func stamp() int64                { return nanos(time.Now()) }
 func wrap(what string, err error) error {
 	if err == nil {
 		return nil
@@ -119,7 +118,7 @@ func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([
 }
 
 func (s *SQLite) CreateImage(ctx context.Context, img Image) (Image, error) {
-	img.CreatedAt = fromNanos(s.stamp())
+	img.CreatedAt = fromNanos(stamp())
 	_, err := s.db.ExecContext(ctx, `INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		img.ID, img.Filename, img.ContentType, img.SizeBytes, img.Width, img.Height, img.SHA256, nanos(img.CreatedAt))
 	return img, wrap("insert image", err)
@@ -185,7 +184,7 @@ func (s *SQLite) PutVariant(ctx context.Context, v Variant) (Variant, bool, erro
 	if _, err := s.GetImage(ctx, v.ImageID); err != nil {
 		return Variant{}, false, err
 	}
-	v.CreatedAt = fromNanos(s.stamp())
+	v.CreatedAt = fromNanos(stamp())
 	res, err := s.db.ExecContext(ctx, `INSERT INTO variants VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		v.ImageID, v.Spec, v.ContentType, v.SizeBytes, v.Width, v.Height, v.SHA256, nanos(v.CreatedAt))
 	if err != nil {
@@ -214,7 +213,7 @@ func (s *SQLite) ListVariants(ctx context.Context, imageID string) ([]Variant, e
 
 func (s *SQLite) CreateBatch(ctx context.Context, id, spec string, imageIDs []string) (Batch, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO batches VALUES (?, ?, ?)`, id, spec, s.stamp()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO batches VALUES (?, ?, ?)`, id, spec, stamp()); err != nil {
 			return err
 		}
 		if len(imageIDs) == 0 {
@@ -261,7 +260,7 @@ const sqliteTaskCols = `id, batch_id, image_id, spec, state, attempts, lease_own
 func (s *SQLite) ClaimTasks(ctx context.Context, c Claim) ([]Task, error) {
 	var tasks []Task
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now := s.stamp()
+		now := stamp()
 		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET state = 'failed', last_error = ?, lease_owner = ''
 			WHERE state = 'leased' AND lease_expires_at < ? AND attempts >= ?`, reasonExpired, now, s.maxAttempts); err != nil {
 			return err
@@ -288,7 +287,7 @@ const sqliteHeld = `id = ?1 AND state = 'leased' AND lease_owner = ?2 AND lease_
 
 func (s *SQLite) update1(ctx context.Context, taskID int64, worker, set string, args ...any) (sql.Result, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE tasks SET `+set+` WHERE `+sqliteHeld,
-		append([]any{taskID, worker, s.stamp()}, args...)...)
+		append([]any{taskID, worker, stamp()}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("update task %d: %w", taskID, err)
 	}
@@ -299,7 +298,7 @@ func (s *SQLite) update1(ctx context.Context, taskID int64, worker, set string, 
 }
 
 func (s *SQLite) RenewLease(ctx context.Context, taskID int64, worker string, lease time.Duration) (time.Time, error) {
-	until := s.now().Add(lease)
+	until := time.Now().Add(lease)
 	_, err := s.update1(ctx, taskID, worker, `lease_expires_at = ?4`, nanos(until))
 	return until, err
 }
