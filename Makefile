@@ -58,7 +58,7 @@ proto: ## regenerate proto/gen from proto/*.proto with the pinned local plugins
 bench: ## benchmarks on one core (GOMAXPROCS=1 pinned to CPU 0); figures in docs/benchmarks.md
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem -benchtime 20x ./services/imageproc/pipeline/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem ./services/imageproc/internal/server/
-	CI=$${CI:-} go test -run '^$$' -bench Claim -benchtime 2000x ./services/imageproc/internal/store/
+	go test -run '^$$' -bench Claim -benchtime 2000x ./services/imageproc/internal/store/
 
 .PHONY: tools
 tools: ## install the pinned buf, protoc plugins and golangci-lint (skipped when present)

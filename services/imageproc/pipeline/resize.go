@@ -38,66 +38,94 @@ func resize(img image.Image, w, h int) *image.RGBA {
 	if b.Dx() == w && b.Dy() == h {
 		return toRGBA(img)
 	}
-	mid := toRGBA
-	if k := min(b.Dx()/w, b.Dy()/h) / 2; k >= 2 {
-		mid = func(img image.Image) *image.RGBA {
-			if ycc, ok := img.(*image.YCbCr); ok {
-				return shrinkYCbCr(ycc, k)
-			}
-			return shrinkRGBA(toRGBA(img), k)
+	k := min(b.Dx()/w, b.Dy()/h) / 2 // leaves Lanczos at least 2×
+	if ycc, ok := img.(*image.YCbCr); ok && ycc.Rect.Min == (image.Point{}) {
+		// Blocks must cover whole chroma samples: round k down to a
+		// multiple of the subsampling factors (powers of two).
+		sx, sy := chromaFactors(ycc.SubsampleRatio)
+		if k -= k % max(sx, sy); k >= 2 {
+			return lanczos(shrinkYCbCr(ycc, k, sx, sy), w, h)
 		}
 	}
-	return lanczos(mid(img), w, h)
+	mid := toRGBA(img)
+	if k >= 2 {
+		mid = shrinkRGBA(mid, k)
+	}
+	return lanczos(mid, w, h)
 }
 
-// shrinkYCbCr averages k×k blocks of a YCbCr image straight from its planes,
-// whatever its chroma subsampling, and converts only the small result to RGB.
-// Averaging before converting is exact: the YCbCr→RGB map is affine.
-func shrinkYCbCr(src *image.YCbCr, k int) *image.RGBA {
-	b := src.Rect
-	sw, sh := b.Dx(), b.Dy()
-	ow, oh := (sw+k-1)/k, (sh+k-1)/k
-	dst := image.NewRGBA(image.Rect(0, 0, ow, oh))
-
-	// COffset is separable: a row part plus a column part. Tabulate the
-	// column part once.
-	c0 := src.COffset(b.Min.X, b.Min.Y)
-	cx := make([]int, sw)
-	for x := range sw {
-		cx[x] = src.COffset(b.Min.X+x, b.Min.Y) - c0
+// chromaFactors says how many luma columns and rows share one chroma sample.
+func chromaFactors(r image.YCbCrSubsampleRatio) (sx, sy int) {
+	switch r {
+	case image.YCbCrSubsampleRatio422:
+		return 2, 1
+	case image.YCbCrSubsampleRatio420:
+		return 2, 2
+	case image.YCbCrSubsampleRatio440:
+		return 1, 2
+	case image.YCbCrSubsampleRatio411:
+		return 4, 1
+	case image.YCbCrSubsampleRatio410:
+		return 4, 2
 	}
-	ys := make([]uint32, ow)
-	cbs := make([]uint32, ow)
-	crs := make([]uint32, ow)
-	for oy := range oh {
-		clear(ys)
-		clear(cbs)
-		clear(crs)
-		y0, y1 := oy*k, min(oy*k+k, sh)
-		for y := y0; y < y1; y++ {
-			yrow := src.Y[src.YOffset(b.Min.X, b.Min.Y+y):][:sw]
-			crow := src.COffset(b.Min.X, b.Min.Y+y)
-			cb := src.Cb[crow:]
-			cr := src.Cr[crow:]
-			for ox := range ow {
-				x0, x1 := ox*k, min(ox*k+k, sw)
-				var sy, sb, sr uint32
-				for x := x0; x < x1; x++ {
-					sy += uint32(yrow[x])
-					sb += uint32(cb[cx[x]])
-					sr += uint32(cr[cx[x]])
-				}
-				ys[ox] += sy
-				cbs[ox] += sb
-				crs[ox] += sr
+	return 1, 1
+}
+
+// boxSum writes the total of every kx×ky block of a w×h plane into sums,
+// which holds ceil(w/kx) × ceil(h/ky) totals, row by row. Rows are first
+// added column-wise (a tight loop over contiguous bytes), then each block
+// row is folded horizontally once.
+func boxSum(plane []uint8, stride, w, h, kx, ky int, sums []uint32) {
+	ow := (w + kx - 1) / kx
+	col := make([]uint32, w)
+	for oy := 0; oy*ky < h; oy++ {
+		clear(col)
+		for y := oy * ky; y < min(oy*ky+ky, h); y++ {
+			row := plane[y*stride:][:w]
+			col := col[:len(row)]
+			for x, v := range row {
+				col[x] += uint32(v)
 			}
 		}
+		out := sums[oy*ow:][:ow]
+		for ox := range out {
+			var t uint32
+			for _, v := range col[ox*kx : min(ox*kx+kx, w)] {
+				t += v
+			}
+			out[ox] = t
+		}
+	}
+}
+
+// shrinkYCbCr averages k×k blocks of a YCbCr image straight from its
+// planes: k×k luma samples and the (k/sx)×(k/sy) chroma samples under them,
+// so every sample is read once. Only the small result is converted to RGB;
+// averaging before converting is exact, as the YCbCr→RGB map is affine.
+func shrinkYCbCr(src *image.YCbCr, k, sx, sy int) *image.RGBA {
+	w, h := src.Rect.Dx(), src.Rect.Dy()
+	cw, ch := (w+sx-1)/sx, (h+sy-1)/sy
+	ow, oh := (w+k-1)/k, (h+k-1)/k
+	ys := make([]uint32, ow*oh)
+	cbs := make([]uint32, ow*oh)
+	crs := make([]uint32, ow*oh)
+	boxSum(src.Y, src.YStride, w, h, k, k, ys)
+	boxSum(src.Cb, src.CStride, cw, ch, k/sx, k/sy, cbs)
+	boxSum(src.Cr, src.CStride, cw, ch, k/sx, k/sy, crs)
+
+	// Edge blocks hold fewer samples than k×k.
+	span := func(i, n, k int) uint32 { return uint32(min(i*k+k, n) - i*k) }
+	dst := image.NewRGBA(image.Rect(0, 0, ow, oh))
+	for oy := range oh {
+		ny, nc := span(oy, h, k), span(oy, ch, k/sy)
 		row := dst.Pix[oy*dst.Stride:]
 		for ox := range ow {
-			n := uint32((min(ox*k+k, sw) - ox*k) * (y1 - y0))
-			r, g, bl := color.YCbCrToRGB(uint8((ys[ox]+n/2)/n), uint8((cbs[ox]+n/2)/n), uint8((crs[ox]+n/2)/n))
-			p := row[4*ox:]
-			p[0], p[1], p[2], p[3] = r, g, bl, 0xff
+			i := oy*ow + ox
+			n := ny * span(ox, w, k)
+			m := nc * span(ox, cw, k/sx)
+			r, g, b := color.YCbCrToRGB(uint8((ys[i]+n/2)/n), uint8((cbs[i]+m/2)/m), uint8((crs[i]+m/2)/m))
+			p := row[4*ox:][:4]
+			p[0], p[1], p[2], p[3] = r, g, b, 0xff
 		}
 	}
 	return dst

@@ -30,15 +30,24 @@ func (s *Server) URL(t testing.TB, db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
 }
 
-// binary finds a PostgreSQL program on PATH or in Debian's versioned
-// directory, which is not on PATH.
+// binary finds a PostgreSQL program of the same installation as initdb:
+// initdb from PATH (following symlinks) or Debian's versioned directory,
+// which is not on PATH; the other programs beside it. Debian's /usr/bin
+// wrappers are never picked, so every program has one version.
 func binary(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
+	dir := ""
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			dir = filepath.Dir(real)
+		}
+	} else if matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(matches) > 0 {
+		dir = filepath.Dir(matches[len(matches)-1]) // the newest version
 	}
-	if matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name); len(matches) > 0 {
-		return matches[len(matches)-1] // the newest version
+	if p := filepath.Join(dir, name); dir != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
 	}
 	msg := fmt.Sprintf("pgtest: %s not found; install PostgreSQL server binaries (Debian: postgresql)", name)
 	if os.Getenv("CI") == "true" {

@@ -442,3 +442,36 @@ func TestQueueOverGRPC(t *testing.T) {
 		t.Errorf("bad task id: %v", err)
 	}
 }
+
+func TestUploadVariantRejectsWrongFormat(t *testing.T) {
+	e := start(t, defaultLimits)
+	c := ctx(t)
+	img, err := e.upload(c, "v.jpg", pipelinetest.JPEG(120, 90, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		spec string
+		data []byte
+		code codes.Code
+		msg  string
+	}{
+		{"thumbnail(64)|format(jpeg,85)", pipelinetest.PNG(64, 48, 1), codes.InvalidArgument, "spec asks for image/jpeg"},
+		{"thumbnail(64)", pipelinetest.JPEG(64, 48, 1), codes.InvalidArgument, "metadata.spec"},
+	}
+	for _, tt := range tests {
+		up, err := e.images.UploadVariant(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = up.Send(&imageprocv1.UploadVariantRequest{Data: &imageprocv1.UploadVariantRequest_Metadata{Metadata: &imageprocv1.UploadVariantMetadata{ImageId: img.GetId(), Spec: tt.spec}}})
+		_ = up.Send(&imageprocv1.UploadVariantRequest{Data: &imageprocv1.UploadVariantRequest_Chunk{Chunk: tt.data}})
+		_, err = up.CloseAndRecv()
+		if status.Code(err) != tt.code || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: err = %v, want %v containing %q", tt.spec, err, tt.code, tt.msg)
+		}
+	}
+	if committed, tmp := e.blobCount(t); committed != 1 || tmp != 0 {
+		t.Fatalf("%d blobs and %d temp files, want only the original", committed, tmp)
+	}
+}
