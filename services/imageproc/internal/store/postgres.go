@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -278,16 +277,16 @@ func (p *Postgres) GetBatch(ctx context.Context, id string) (Batch, error) {
 	return b, nil
 }
 
-const taskCols = `id, batch_id, image_id, spec, state, attempts, coalesce(lease_owner, ''), coalesce(lease_expires_at, 'epoch'), last_error`
+const taskCols = `id, batch_id, image_id, spec, state, attempts, coalesce(lease_owner, ''), lease_expires_at, last_error`
 
 func scanTask(row pgx.Row) (Task, error) {
 	var t Task
-	err := row.Scan(&t.ID, &t.BatchID, &t.ImageID, &t.Spec, &t.State, &t.Attempts, &t.LeaseOwner, &t.LeaseExpiresAt, &t.LastError)
+	var expires *time.Time // NULL unless leased
+	err := row.Scan(&t.ID, &t.BatchID, &t.ImageID, &t.Spec, &t.State, &t.Attempts, &t.LeaseOwner, &expires, &t.LastError)
+	if expires != nil {
+		t.LeaseExpiresAt = *expires
+	}
 	return t, err
-}
-
-func interval(d time.Duration) string {
-	return strconv.FormatInt(d.Microseconds(), 10) + " microseconds"
 }
 
 // ClaimTasks uses FOR UPDATE SKIP LOCKED: concurrent claimers each lock
@@ -301,7 +300,7 @@ func (p *Postgres) ClaimTasks(ctx context.Context, c Claim) ([]Task, error) {
 			return err
 		}
 		rows, err := tx.Query(ctx, claimSQL,
-			c.Worker, c.Max, c.ShardCount, c.ShardIndex, interval(c.Lease))
+			c.Worker, c.Max, c.ShardCount, c.ShardIndex, c.Lease)
 		if err != nil {
 			return err
 		}
@@ -336,7 +335,7 @@ const held = `id = $1 AND state = 'leased' AND lease_owner = $2 AND lease_expire
 func (p *Postgres) RenewLease(ctx context.Context, taskID int64, worker string, lease time.Duration) (time.Time, error) {
 	var until time.Time
 	err := p.pool.QueryRow(ctx, `UPDATE tasks SET lease_expires_at = now() + $3::interval WHERE `+held+` RETURNING lease_expires_at`,
-		taskID, worker, interval(lease)).Scan(&until)
+		taskID, worker, lease).Scan(&until)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, leaseLost(taskID, worker)
 	}
