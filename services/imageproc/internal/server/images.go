@@ -26,6 +26,21 @@ type Images struct {
 	transforms chan struct{} // semaphore bounding concurrent transforms
 }
 
+// firstMetadata receives the first message of an upload stream and returns
+// the metadata it must carry.
+func firstMetadata[Req any, Meta comparable](recv func() (Req, error), get func(Req) Meta) (Meta, error) {
+	var none Meta
+	m, err := recv()
+	if err != nil {
+		return none, status.Error(codes.InvalidArgument, "metadata: the stream ended before it")
+	}
+	md := get(m)
+	if md == none {
+		return none, status.Error(codes.InvalidArgument, "metadata: the first message must carry it")
+	}
+	return md, nil
+}
+
 // received is a committed blob that holds a whole image.
 type received struct {
 	info pipeline.Info
@@ -110,13 +125,9 @@ func cleanFilename(name string) string {
 // Upload stores a photo from a client stream: metadata first, then chunks.
 func (s *Images) Upload(stream grpc.ClientStreamingServer[imageprocv1.UploadRequest, imageprocv1.UploadResponse]) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
+	md, err := firstMetadata(stream.Recv, (*imageprocv1.UploadRequest).GetMetadata)
 	if err != nil {
-		return status.Error(codes.InvalidArgument, "metadata: the stream ended before it")
-	}
-	md := first.GetMetadata()
-	if md == nil {
-		return status.Error(codes.InvalidArgument, "metadata: the first message must carry it")
+		return err
 	}
 	up, err := s.receiveImage(ctx, "upload", func() ([]byte, bool, error) {
 		m, err := stream.Recv()
@@ -296,13 +307,9 @@ func (s *Images) render(ctx context.Context, img store.Image, spec pipeline.Spec
 // UploadVariant stores a variant a worker made.
 func (s *Images) UploadVariant(stream grpc.ClientStreamingServer[imageprocv1.UploadVariantRequest, imageprocv1.UploadVariantResponse]) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
+	md, err := firstMetadata(stream.Recv, (*imageprocv1.UploadVariantRequest).GetMetadata)
 	if err != nil {
-		return status.Error(codes.InvalidArgument, "metadata: the stream ended before it")
-	}
-	md := first.GetMetadata()
-	if md == nil {
-		return status.Error(codes.InvalidArgument, "metadata: the first message must carry it")
+		return err
 	}
 	spec, err := pipeline.ParseSpec(md.GetSpec())
 	if err != nil {

@@ -196,6 +196,7 @@ func TestUploadRejectsBadInputLeavingNothing(t *testing.T) {
 		code codes.Code
 		msg  string
 	}{
+		{"empty stream", func(imageprocv1.ImageService_UploadClient) {}, codes.InvalidArgument, "ended before"},
 		{"no metadata", func(s imageprocv1.ImageService_UploadClient) {
 			_ = s.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Chunk{Chunk: photo}})
 		}, codes.InvalidArgument, "metadata"},
