@@ -17,8 +17,8 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/kubelab/kubelab/services/platform/build.Version=$(VERSION) \
             -X github.com/kubelab/kubelab/services/platform/build.Revision=$(REVISION)
 
-SERVICES := imageproc
-PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/...
+SERVICES := imageproc frontend
+PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/...
 DATA     := .data
 
 .PHONY: help
@@ -32,12 +32,20 @@ build: ## compile every service into bin/
 	@echo "built: $(addprefix bin/,$(SERVICES)) ($(VERSION))"
 
 .PHONY: run
-run: build ## run imageproc locally on the embedded store (no database, no cluster)
-	@mkdir -p $(DATA)/imageproc
+run: build ## run imageproc and the frontend locally on the embedded store (no database, no cluster)
+	@mkdir -p $(DATA)/imageproc $(DATA)/frontend/config $(DATA)/frontend/secret
+	@test -e $(DATA)/frontend/config/title || echo "kubelab photo lab (local)" > $(DATA)/frontend/config/title
+	@test -e $(DATA)/frontend/secret/admin-token || echo "local-admin-token" > $(DATA)/frontend/secret/admin-token
 	@echo "imageproc: gRPC on 127.0.0.1:50051, probes and /metrics on http://127.0.0.1:9090"
-	@echo "  try: grpcurl -plaintext 127.0.0.1:50051 list    (Ctrl-C stops it)"
-	@DATA_DIR=$(DATA)/imageproc GRPC_ADDR=127.0.0.1:50051 ADMIN_ADDR=127.0.0.1:9090 \
-	  DATABASE_URL= DRAIN_DELAY=0s LOG_LEVEL=info ./bin/imageproc serve
+	@echo "frontend:  open http://127.0.0.1:8080  (demo controls token: $$(cat $(DATA)/frontend/secret/admin-token))"
+	@echo "  live settings: edit files in $(DATA)/frontend/config (title, banner, accent-color, upload-limit, features)"
+	@echo "  Ctrl-C stops both"
+	@trap 'kill 0' EXIT; \
+	DATA_DIR=$(DATA)/imageproc GRPC_ADDR=127.0.0.1:50051 ADMIN_ADDR=127.0.0.1:9090 \
+	  DATABASE_URL= DRAIN_DELAY=0s LOG_LEVEL=info ./bin/imageproc serve & \
+	HTTP_ADDR=127.0.0.1:8080 IMAGEPROC_ADDR=dns:///127.0.0.1:50051 DRAIN_DELAY=0s \
+	  CONFIG_DIR=$(DATA)/frontend/config SECRET_DIR=$(DATA)/frontend/secret ./bin/frontend & \
+	wait -n
 
 .PHONY: test
 test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process and fuzz-seed tests

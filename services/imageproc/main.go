@@ -125,7 +125,7 @@ func serve(ctx context.Context, cfg settings, info build.Info, log *slog.Logger)
 	checker := health.NewChecker(log, 2*time.Second, time.Second, "imageproc.v1.ImageService", "imageproc.v1.QueueService")
 	checker.AddReadiness("database", st.Ping)
 
-	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: metrics, Health: checker, Instance: info.Instance, MaxConnectionAge: cfg.MaxConnectionAge})
+	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: metrics, Health: checker, Instance: info.Instance, Version: info.Version, MaxConnectionAge: cfg.MaxConnectionAge})
 	server.Register(g, log, st, blobs, server.Limits{MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, Transforms: cfg.Transforms})
 
 	admin := http.NewServeMux()

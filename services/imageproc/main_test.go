@@ -3,12 +3,9 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,86 +17,31 @@ import (
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
 	"github.com/kubelab/kubelab/services/platform/pgtest"
+	"github.com/kubelab/kubelab/services/platform/proctest"
 )
 
 // These tests build the real binary and run it as a pod would: configured
 // by environment, probed over HTTP, stopped with SIGTERM.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "imageproc-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "imageproc")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func binary(t *testing.T) string { return proctest.Build(t, ".") }
 
 type proc struct {
-	cmd       *exec.Cmd
+	*proctest.Proc
 	grpcAddr  string
 	adminAddr string
-	log       *bytes.Buffer
-	exited    chan error
 }
 
 func startProc(t *testing.T, env ...string) *proc {
 	t.Helper()
-	p := &proc{grpcAddr: freeAddr(t), adminAddr: freeAddr(t), log: &bytes.Buffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(binary(t), "serve")
-	p.cmd.Env = append(os.Environ(), "GRPC_ADDR="+p.grpcAddr, "ADMIN_ADDR="+p.adminAddr, "DATA_DIR="+t.TempDir(),
-		"POD_NAME=imageproc-proc-test", "DATABASE_URL=", "OTEL_EXPORTER_OTLP_ENDPOINT=")
-	p.cmd.Env = append(p.cmd.Env, env...)
-	p.cmd.Stderr = p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("imageproc log:\n%s", p.log.String())
-		}
-	})
+	p := &proc{grpcAddr: proctest.FreeAddr(t), adminAddr: proctest.FreeAddr(t)}
+	p.Proc = proctest.Start(t, "imageproc", binary(t), []string{"serve"},
+		append([]string{"GRPC_ADDR=" + p.grpcAddr, "ADMIN_ADDR=" + p.adminAddr, "DATA_DIR=" + t.TempDir(),
+			"POD_NAME=imageproc-proc-test", "DATABASE_URL="}, env...)...)
 	waitFor(t, "readiness", func() bool { return p.readyz() == http.StatusOK })
 	return p
 }
 
-func (p *proc) readyz() int {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + p.adminAddr + "/readyz")
-	if err != nil {
-		return 0
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode
-}
+func (p *proc) readyz() int { return proctest.Status("http://" + p.adminAddr + "/readyz") }
 
 func (p *proc) client(t *testing.T) imageprocv1.ImageServiceClient {
 	t.Helper()
@@ -113,13 +55,7 @@ func (p *proc) client(t *testing.T) imageprocv1.ImageServiceClient {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.WaitFor(t, what, 15*time.Second, cond)
 }
 
 func upload(ctx context.Context, c imageprocv1.ImageServiceClient, data []byte) (*imageprocv1.Image, error) {
@@ -173,9 +109,7 @@ func TestProcessSIGTERMDrainsAndExitsZero(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	sent := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 	// Readiness flips first, well before the drain ends.
 	waitFor(t, "readyz 503 after SIGTERM", func() bool { return p.readyz() == http.StatusServiceUnavailable })
 	if flipped := time.Since(sent); flipped > drain/2 {
@@ -196,13 +130,8 @@ func TestProcessSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if ok < 20 {
 		t.Fatalf("only %d requests succeeded", ok)
 	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit: %v, want status 0", err)
-		}
-	case <-time.After(drain + 5*time.Second + 2*time.Second):
-		t.Fatal("did not exit within DRAIN_DELAY + SHUTDOWN_TIMEOUT")
+	if code := p.Wait(t, drain+5*time.Second+2*time.Second); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
 	}
 	if elapsed := time.Since(sent); elapsed < drain {
 		t.Fatalf("exited %v after SIGTERM, before the drain delay", elapsed)
@@ -225,9 +154,9 @@ func TestProcessHealthSubcommand(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("SERVING")) {
 		t.Fatalf("health = %v: %s", err, out)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-p.exited; err != nil {
-		t.Fatalf("exit after SIGTERM: %v", err)
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM", code)
 	}
 	cmd = exec.Command(binary(t), "health")
 	cmd.Env = append(os.Environ(), "GRPC_ADDR="+p.grpcAddr)
@@ -243,7 +172,7 @@ func TestProcessPostgres(t *testing.T) {
 	srv := pgtest.Start(t)
 
 	unmigrated := startCmd(t, "serve", "DATABASE_URL="+srv.URL(t, "fresh"), "DATABASE_WAIT=1s",
-		"GRPC_ADDR="+freeAddr(t), "ADMIN_ADDR="+freeAddr(t), "DATA_DIR="+t.TempDir())
+		"GRPC_ADDR="+proctest.FreeAddr(t), "ADMIN_ADDR="+proctest.FreeAddr(t), "DATA_DIR="+t.TempDir())
 	// It waits DATABASE_WAIT for the schema, then exits naming the fix.
 	if out, err := unmigrated.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("imageproc migrate")) {
 		t.Fatalf("serve on an unmigrated database: %v\n%s", err, out)

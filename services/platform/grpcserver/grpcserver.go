@@ -23,8 +23,12 @@ import (
 	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
-// ServedByHeader is the response header naming the pod that answered.
-const ServedByHeader = "kubelab-served-by"
+// Response headers on every RPC, so a client (loadgen, the frontend's
+// cluster panel) sees which pod and which version answered.
+const (
+	ServedByHeader = "kubelab-served-by"
+	VersionHeader  = "kubelab-version"
+)
 
 // Options configure New.
 type Options struct {
@@ -32,6 +36,7 @@ type Options struct {
 	Metrics  *telemetry.Metrics
 	Health   *health.Checker
 	Instance string // the pod name, sent in ServedByHeader
+	Version  string // the build version, sent in VersionHeader
 	// MaxConnectionAge closes each client connection after this long (with a
 	// grace period for in-flight calls). Clients then reconnect and re-resolve,
 	// so pods added by a scale-up start getting traffic. Zero means never.
@@ -54,13 +59,13 @@ func New(opts Options, extra ...grpc.ServerOption) *grpc.Server {
 		// Allow the client keepalive pings kubelab's clients send.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(
-			servedByUnary(opts.Instance),
+			servedByUnary(opts.Instance, opts.Version),
 			opts.Metrics.UnaryServerInterceptor(),
 			logUnary(opts.Log),
 			recoverUnary(opts.Log),
 		),
 		grpc.ChainStreamInterceptor(
-			servedByStream(opts.Instance),
+			servedByStream(opts.Instance, opts.Version),
 			opts.Metrics.StreamServerInterceptor(),
 			logStream(opts.Log),
 			recoverStream(opts.Log),
@@ -72,16 +77,16 @@ func New(opts Options, extra ...grpc.ServerOption) *grpc.Server {
 	return s
 }
 
-func servedByUnary(instance string) grpc.UnaryServerInterceptor {
-	md := metadata.Pairs(ServedByHeader, instance)
+func servedByUnary(instance, version string) grpc.UnaryServerInterceptor {
+	md := metadata.Pairs(ServedByHeader, instance, VersionHeader, version)
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		_ = grpc.SetHeader(ctx, md)
 		return handler(ctx, req)
 	}
 }
 
-func servedByStream(instance string) grpc.StreamServerInterceptor {
-	md := metadata.Pairs(ServedByHeader, instance)
+func servedByStream(instance, version string) grpc.StreamServerInterceptor {
+	md := metadata.Pairs(ServedByHeader, instance, VersionHeader, version)
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		_ = ss.SetHeader(md)
 		return handler(srv, ss)

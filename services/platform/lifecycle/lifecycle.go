@@ -53,6 +53,7 @@ type server struct {
 	serve    func(net.Listener) error
 	graceful func(context.Context) error
 	force    func()
+	drain    func() // optional: called when draining starts
 }
 
 // New returns a Runner that reports draining through h.
@@ -93,6 +94,10 @@ func (r *Runner) HTTP(name string, lis net.Listener, s *http.Server) {
 		},
 		graceful: s.Shutdown,
 		force:    func() { _ = s.Close() },
+		// While draining, answer with "Connection: close" so keep-alive
+		// clients (kube-proxy pins a connection to one pod) reconnect and
+		// land on a pod that is staying.
+		drain: func() { s.SetKeepAlivesEnabled(false) },
 	})
 }
 
@@ -132,6 +137,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		r.log.Info("shutdown requested; draining", "drain_delay", r.cfg.DrainDelay.String())
 		r.health.SetDraining()
+		for _, s := range r.servers {
+			if s.drain != nil {
+				s.drain()
+			}
+		}
 		// Keep answering while endpoint removal propagates.
 		time.Sleep(r.cfg.DrainDelay)
 	case cause = <-failed:

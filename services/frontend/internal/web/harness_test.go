@@ -1,0 +1,136 @@
+package web
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kubelab/kubelab/services/frontend/internal/auth"
+	"github.com/kubelab/kubelab/services/frontend/internal/backend"
+	"github.com/kubelab/kubelab/services/frontend/internal/demo"
+	"github.com/kubelab/kubelab/services/frontend/internal/live"
+	"github.com/kubelab/kubelab/services/frontend/internal/pod"
+	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/config"
+	"github.com/kubelab/kubelab/services/platform/health"
+	"github.com/kubelab/kubelab/services/platform/proctest"
+	"github.com/kubelab/kubelab/services/platform/telemetry"
+)
+
+// The handlers are tested against a real imageproc: the binary, on its
+// embedded store, as `make run` starts it.
+
+type harness struct {
+	*httptest.Server
+	imageproc *proctest.Proc
+	live      atomic.Pointer[Live]
+	token     atomic.Pointer[string]
+	checker   *health.Checker
+	crashed   atomic.Int32
+}
+
+const testToken = "test-admin-token"
+
+func startImageproc(t *testing.T) (*proctest.Proc, string) {
+	t.Helper()
+	bin := proctest.Build(t, "github.com/kubelab/kubelab/services/imageproc")
+	grpcAddr, adminAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	p := proctest.Start(t, "imageproc", bin, []string{"serve"}, "GRPC_ADDR="+grpcAddr, "ADMIN_ADDR="+adminAddr,
+		"DATA_DIR="+t.TempDir(), "DATABASE_URL=", "POD_NAME=imageproc-test-0", "DRAIN_DELAY=0s")
+	proctest.WaitFor(t, "imageproc ready", 20*time.Second, func() bool {
+		return proctest.Status("http://"+adminAddr+"/readyz") == http.StatusOK
+	})
+	return p, grpcAddr
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{}
+	h.imageproc, _ = h.start(t)
+	return h
+}
+
+func (h *harness) start(t *testing.T) (*proctest.Proc, string) {
+	t.Helper()
+	p, addr := startImageproc(t)
+	client, err := backend.Dial(backend.Options{Target: "dns:///" + addr, Balancing: backend.RoundRobin, Timeout: 5 * time.Second, StreamTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	h.setLive(t, nil)
+	tok := testToken
+	h.token.Store(&tok)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h.checker = health.NewChecker(log, time.Hour, time.Second)
+	h.checker.AddReadiness("imageproc", client.Check)
+	h.checker.Refresh()
+	info := build.Info{Service: "frontend", Version: "1.2.3", Revision: "abc", Instance: "frontend-test-0"}
+	srv, err := New(Deps{
+		Log: log, Build: info, Pod: pod.Info{Name: "frontend-test-0", Namespace: "kubelab", Starts: 1},
+		Live: h.live.Load, Backend: client, Health: h.checker, Metrics: telemetry.NewMetrics(info),
+		Auth:  auth.New(func() string { return *h.token.Load() }, []byte("0123456789abcdef")),
+		Demo:  demo.New(h.checker.ForceUnready),
+		Crash: func() { h.crashed.Add(1) }, Started: time.Now(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Server = httptest.NewServer(srv.Handler())
+	t.Cleanup(h.Close)
+	return p, addr
+}
+
+// setLive replaces the ConfigMap content the handlers see.
+func (h *harness) setLive(t *testing.T, files map[string]string) {
+	t.Helper()
+	h.live.Store(&Live{
+		Settings:          live.Parse(config.Snapshot{Files: files}, 50<<20),
+		Labels:            []pod.Label{{Key: "app.kubernetes.io/name", Value: "frontend"}},
+		SecretFingerprint: "f00dfeedbeef",
+	})
+}
+
+// noRedirect is a client that shows redirects instead of following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func (h *harness) do(t *testing.T, method, path string, body io.Reader, headers ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, h.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// form builds a multipart body with one file field.
+func form(t *testing.T, field, filename string, data []byte) (*bytes.Buffer, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, err := mw.CreateFormFile(field, filename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = fw.Write(data)
+	_ = mw.Close()
+	return &buf, mw.FormDataContentType()
+}

@@ -1,0 +1,384 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+	"github.com/kubelab/kubelab/services/frontend/internal/auth"
+	"github.com/kubelab/kubelab/services/frontend/internal/backend"
+	"github.com/kubelab/kubelab/services/frontend/internal/demo"
+	"github.com/kubelab/kubelab/services/frontend/internal/live"
+	"github.com/kubelab/kubelab/services/frontend/internal/pod"
+	"github.com/kubelab/kubelab/services/platform/health"
+)
+
+// galleryPageSize is how many photos one gallery page shows.
+const galleryPageSize = 24
+
+// formLimit bounds every form and JSON body except uploads.
+const formLimit = 64 << 10
+
+// Panel is the cluster panel on every page: where this answer came from.
+type Panel struct {
+	Pod               pod.Info
+	Labels            []pod.Label
+	Version, Revision string
+	Settings          live.Settings
+	SecretFingerprint string
+	Imageproc         backend.Options
+	// AnsweredBy and AnsweredVersion name the imageproc pod that served
+	// this page's calls (empty when the page made none).
+	AnsweredBy, AnsweredVersion string
+	Health                      health.Status
+	Demo                        demo.State
+	AdminEnabled                bool
+}
+
+// common is what every page template gets.
+type common struct {
+	Settings live.Settings
+	Panel    Panel
+	Presets  []preset
+	Path     string
+}
+
+func (c *common) base() *common { return c }
+
+type pageData interface{ base() *common }
+
+// tracked returns a context that records which imageproc pod answers.
+func tracked(r *http.Request) (context.Context, *backend.Answer) { return backend.Track(r.Context()) }
+
+func (s *Server) panel(answer *backend.Answer) Panel {
+	l := s.Live()
+	p := Panel{
+		Pod: s.Pod, Labels: l.Labels, Version: s.Build.Version, Revision: s.Build.Revision,
+		Settings: l.Settings, SecretFingerprint: l.SecretFingerprint, Imageproc: s.Backend.Options(),
+		Health: s.Health.Status(), Demo: s.Demo.State(), AdminEnabled: s.Auth.Enabled(),
+	}
+	if answer != nil {
+		p.AnsweredBy, p.AnsweredVersion = answer.ServedBy()
+	}
+	return p
+}
+
+// render executes a page into a buffer first, so a template error becomes
+// a clean 500 rather than half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, data pageData) {
+	s.renderAnswered(w, r, code, page, data, nil)
+}
+
+func (s *Server) renderAnswered(w http.ResponseWriter, r *http.Request, code int, page string, data pageData, answer *backend.Answer) {
+	c := data.base()
+	c.Panel = s.panel(answer)
+	c.Settings = c.Panel.Settings
+	c.Presets = presets
+	c.Path = r.URL.Path
+	var buf bytes.Buffer
+	if err := s.pages[page].Execute(&buf, data); err != nil {
+		s.Log.ErrorContext(r.Context(), "render page", "page", page, "err", err)
+		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = buf.WriteTo(w)
+}
+
+type galleryPage struct {
+	common
+	Images   []*imageprocv1.Image
+	Next     string
+	First    bool
+	Degraded *Error // imageproc could not list photos
+}
+
+func (s *Server) gallery(w http.ResponseWriter, r *http.Request) {
+	ctx, answer := tracked(r)
+	ctx, cancel := s.Backend.Unary(ctx)
+	defer cancel()
+	token := r.URL.Query().Get("page")
+	data := &galleryPage{First: token == ""}
+	resp, err := s.Backend.Images.ListImages(ctx, &imageprocv1.ListImagesRequest{PageSize: galleryPageSize, PageToken: token})
+	if err != nil {
+		// The page still renders, with the reason: a learner scaling
+		// PostgreSQL to zero sees why the gallery is empty.
+		e, _ := classify(err)
+		if e.Status == http.StatusBadRequest {
+			s.fail(w, r, err)
+			return
+		}
+		data.Degraded = e
+		s.renderAnswered(w, r, e.Status, "page_gallery.html", data, answer)
+		return
+	}
+	data.Images, data.Next = resp.GetImages(), resp.GetNextPageToken()
+	s.renderAnswered(w, r, http.StatusOK, "page_gallery.html", data, answer)
+}
+
+type detailPage struct {
+	common
+	Image    *imageprocv1.Image
+	Variants []*imageprocv1.Variant
+	Made     string // spec just made, highlighted
+}
+
+func (s *Server) detail(w http.ResponseWriter, r *http.Request) {
+	ctx, answer := tracked(r)
+	ctx, cancel := s.Backend.Unary(ctx)
+	defer cancel()
+	resp, err := s.Backend.Images.GetImage(ctx, &imageprocv1.GetImageRequest{Id: r.PathValue("id")})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := &detailPage{Image: resp.GetImage(), Variants: resp.GetVariants(), Made: r.URL.Query().Get("made")}
+	s.renderAnswered(w, r, http.StatusOK, "page_detail.html", data, answer)
+}
+
+func (s *Server) requireFeature(w http.ResponseWriter, r *http.Request, feature string) bool {
+	if s.Live().Settings.Enabled(feature) {
+		return true
+	}
+	s.fail(w, r, &Error{Status: http.StatusForbidden, Title: "feature switched off",
+		Detail: fmt.Sprintf("the %q feature is off in this frontend's ConfigMap (key %q)", feature, live.KeyFeatures)})
+	return false
+}
+
+func (s *Server) uploadForm(w http.ResponseWriter, r *http.Request) {
+	if !s.requireFeature(w, r, live.FeatureUpload) {
+		return
+	}
+	img, err := s.upload(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/images/"+url.PathEscape(img.GetId()), http.StatusSeeOther)
+}
+
+func (s *Server) transformForm(w http.ResponseWriter, r *http.Request) {
+	if !s.requireFeature(w, r, live.FeatureTransforms) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+	p, ok := findPreset(r.PostFormValue("preset"))
+	if !ok {
+		s.fail(w, r, badRequest("choose one of the listed transforms"))
+		return
+	}
+	ctx, cancel := s.Backend.Stream(r.Context())
+	defer cancel()
+	id := r.PathValue("id")
+	resp, err := s.Backend.Images.Transform(ctx, &imageprocv1.TransformRequest{ImageId: id, Operations: p.ops, Output: p.output})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/images/"+url.PathEscape(id)+"?made="+url.QueryEscape(resp.GetVariant().GetSpec()), http.StatusSeeOther)
+}
+
+func (s *Server) batchForm(w http.ResponseWriter, r *http.Request) {
+	if !s.requireFeature(w, r, live.FeatureBatch) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+	p, ok := findPreset(r.PostFormValue("preset"))
+	if !ok {
+		s.fail(w, r, badRequest("choose one of the listed transforms"))
+		return
+	}
+	b, err := s.submitBatch(r.Context(), &imageprocv1.SubmitBatchRequest{Operations: p.ops, Output: p.output})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/batches/"+url.PathEscape(b.GetId()), http.StatusSeeOther)
+}
+
+// maxBatchImages bounds "every photo" when a batch names none.
+const maxBatchImages = 10000
+
+// submitBatch submits req; with no image ids it means every photo, listed
+// page by page (bounded by maxBatchImages).
+func (s *Server) submitBatch(ctx context.Context, req *imageprocv1.SubmitBatchRequest) (*imageprocv1.Batch, error) {
+	if len(req.GetImageIds()) == 0 {
+		token := ""
+		for len(req.ImageIds) < maxBatchImages {
+			lctx, cancel := s.Backend.Unary(ctx)
+			resp, err := s.Backend.Images.ListImages(lctx, &imageprocv1.ListImagesRequest{PageSize: 500, PageToken: token})
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			for _, img := range resp.GetImages() {
+				req.ImageIds = append(req.ImageIds, img.GetId())
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		if len(req.ImageIds) == 0 {
+			return nil, badRequest("there are no photos to reprocess yet")
+		}
+	}
+	ctx, cancel := s.Backend.Unary(ctx)
+	defer cancel()
+	resp, err := s.Backend.Queue.SubmitBatch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetBatch(), nil
+}
+
+type batchPage struct {
+	common
+	Batch *imageprocv1.Batch
+}
+
+func (s *Server) batchPage(w http.ResponseWriter, r *http.Request) {
+	ctx, answer := tracked(r)
+	ctx, cancel := s.Backend.Unary(ctx)
+	defer cancel()
+	resp, err := s.Backend.Queue.GetBatch(ctx, &imageprocv1.GetBatchRequest{Id: r.PathValue("id")})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.renderAnswered(w, r, http.StatusOK, "page_batch.html", &batchPage{Batch: resp.GetBatch()}, answer)
+}
+
+type adminPage struct {
+	common
+	Allowed bool
+	Problem string
+	Done    string
+}
+
+func (s *Server) adminPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "page_admin.html", &adminPage{Allowed: s.Auth.Allowed(r), Done: r.URL.Query().Get("done")})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+	if !s.Auth.Login(w, r, r.PostFormValue("token")) {
+		// The token itself is never logged, right or wrong.
+		s.Log.InfoContext(r.Context(), "admin login refused", "remote", r.RemoteAddr)
+		s.render(w, r, http.StatusUnauthorized, "page_admin.html", &adminPage{Problem: "That is not the current admin token."})
+		return
+	}
+	http.Redirect(w, r, "/admin", http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	auth.Logout(w)
+	http.Redirect(w, r, "/admin", http.StatusSeeOther)
+}
+
+func (s *Server) demoForm(w http.ResponseWriter, r *http.Request) {
+	if !s.Auth.Allowed(r) {
+		s.render(w, r, http.StatusUnauthorized, "page_admin.html", &adminPage{Problem: "Log in with the admin token first."})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, r, badRequest("unreadable form"))
+		return
+	}
+	st := s.Demo.State()
+	switch action := r.PostForm.Get("action"); action {
+	case "unready":
+		st.Unready = true
+	case "ready":
+		st.Unready = false
+	case "faults":
+		var err error
+		if st, err = parseFaults(st, r.PostForm.Get("error_rate"), r.PostForm.Get("latency")); err != nil {
+			s.render(w, r, http.StatusBadRequest, "page_admin.html", &adminPage{Allowed: true, Problem: err.Error()})
+			return
+		}
+	case "clear":
+		st = demo.State{}
+	case "crash":
+		s.crash(r)
+		s.render(w, r, http.StatusOK, "page_admin.html", &adminPage{Allowed: true, Done: "crashing: refresh in a few seconds to see the restart count rise"})
+		return
+	default:
+		s.fail(w, r, badRequest(fmt.Sprintf("unknown action %q", action)))
+		return
+	}
+	if err := s.setDemo(r, st); err != nil {
+		s.render(w, r, http.StatusBadRequest, "page_admin.html", &adminPage{Allowed: true, Problem: err.Error()})
+		return
+	}
+	http.Redirect(w, r, "/admin?done=applied", http.StatusSeeOther)
+}
+
+// parseFaults reads the fault form: an error percentage and a latency.
+func parseFaults(st demo.State, rate, latency string) (demo.State, error) {
+	var pct float64
+	if rate = strings.TrimSpace(rate); rate != "" {
+		if _, err := fmt.Sscanf(rate, "%g", &pct); err != nil {
+			return st, fmt.Errorf("error rate %q: want a percentage such as 10", rate)
+		}
+	}
+	st.ErrorRate = pct / 100
+	st.Latency = 0
+	if latency = strings.TrimSpace(latency); latency != "" {
+		d, err := time.ParseDuration(latency)
+		if err != nil {
+			return st, fmt.Errorf("latency %q: want a duration such as 250ms", latency)
+		}
+		st.Latency = d
+	}
+	return st, nil
+}
+
+func (s *Server) setDemo(r *http.Request, st demo.State) error {
+	if err := s.Demo.Set(st); err != nil {
+		return err
+	}
+	s.Log.InfoContext(r.Context(), "demo controls changed", "unready", st.Unready, "error_rate", st.ErrorRate, "latency", st.Latency.String())
+	return nil
+}
+
+// crash exits shortly after the answer is written, so the browser sees
+// the page and kubelet sees a container that died.
+func (s *Server) crash(r *http.Request) {
+	s.Log.WarnContext(r.Context(), "crash requested through the demo controls; exiting")
+	time.AfterFunc(200*time.Millisecond, s.Crash)
+}
+
+var funcs = template.FuncMap{
+	"bytes": func(n int64) string {
+		switch {
+		case n >= 1<<20:
+			return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+		case n >= 1<<10:
+			return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+		}
+		return fmt.Sprintf("%d B", n)
+	},
+	"percent": func(part, total int32) int32 {
+		if total == 0 {
+			return 0
+		}
+		return part * 100 / total
+	},
+	"finished": func(b *imageprocv1.Batch) bool { return b.GetPending()+b.GetLeased() == 0 },
+	"when": func(t interface{ AsTime() time.Time }) string {
+		return t.AsTime().UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"specURL": func(id, spec string) string {
+		return "/media/" + url.PathEscape(id) + "/variant?spec=" + url.QueryEscape(spec)
+	},
+	"mib": func(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) },
+}

@@ -1,0 +1,148 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+)
+
+// chunkSize is the size of each upload message to imageproc: big enough to
+// keep the per-message cost small, small enough to keep memory flat.
+const chunkSize = 64 << 10
+
+// multipartSlack is what a multipart body may add around the file itself.
+const multipartSlack = 64 << 10
+
+// maxParts bounds how many form fields are read looking for the file.
+const maxParts = 8
+
+func tooLarge(limit int64) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Title: "too large",
+		Detail: fmt.Sprintf("photos may be at most %s here (upload-limit in the ConfigMap)", sizeText(limit))}
+}
+
+func sizeText(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// readUpload finds the photo in r: the "file" part of a multipart form, or
+// for the API a raw image body named by ?filename=. Nothing is buffered:
+// the returned reader is the request body itself.
+func readUpload(r *http.Request) (filename string, body io.Reader, err error) {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return "", nil, badRequest("missing or unreadable Content-Type; send multipart/form-data or an image type")
+	}
+	if mediaType != "multipart/form-data" {
+		if !strings.HasPrefix(mediaType, "image/") && mediaType != "application/octet-stream" {
+			return "", nil, &Error{Status: http.StatusUnsupportedMediaType, Title: "unsupported media type",
+				Detail: fmt.Sprintf("%s is not a photo; send multipart/form-data or an image type", mediaType)}
+		}
+		return r.URL.Query().Get("filename"), r.Body, nil
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return "", nil, badRequest("unreadable multipart form: " + err.Error())
+	}
+	for range maxParts {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", nil, badRequest("unreadable multipart form: " + err.Error())
+		}
+		if part.FormName() == "file" {
+			if part.FileName() == "" {
+				return "", nil, badRequest("choose a photo to upload")
+			}
+			return part.FileName(), part, nil
+		}
+	}
+	return "", nil, badRequest(`the form has no "file" field; choose a photo to upload`)
+}
+
+// upload streams the photo in r to imageproc in chunks, enforcing the live
+// upload limit as it goes. If anything fails midway the stream is
+// cancelled and imageproc keeps nothing.
+func (s *Server) upload(r *http.Request) (*imageprocv1.Image, error) {
+	limit := s.Live().Settings.UploadLimit
+	if r.ContentLength > limit+multipartSlack {
+		return nil, tooLarge(limit) // refuse before reading a byte
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, limit+multipartSlack)
+	filename, body, err := readUpload(r)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.Backend.Stream(r.Context())
+	defer cancel()
+	return sendUpload(ctx, s.Backend.Images, filename, body, limit)
+}
+
+func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, filename string, body io.Reader, limit int64) (*imageprocv1.Image, error) {
+	stream, err := images.Upload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Metadata{
+		Metadata: &imageprocv1.UploadMetadata{Filename: filename}}}); err != nil {
+		return nil, closeErr(stream, err)
+	}
+	buf := make([]byte, chunkSize)
+	msg := &imageprocv1.UploadRequest{}
+	var total int64
+	for {
+		n, rerr := io.ReadFull(body, buf)
+		if n > 0 {
+			if total += int64(n); total > limit {
+				return nil, tooLarge(limit)
+			}
+			msg.Data = &imageprocv1.UploadRequest_Chunk{Chunk: buf[:n]}
+			if err := stream.Send(msg); err != nil {
+				return nil, closeErr(stream, err)
+			}
+		}
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if rerr != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(rerr, &tooBig) {
+				return nil, tooLarge(limit)
+			}
+			return nil, badRequest("reading the upload failed: " + rerr.Error())
+		}
+	}
+	if total == 0 {
+		return nil, badRequest("the photo is empty")
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetImage(), nil
+}
+
+// closeErr: when Send fails, the stream's real status comes from the
+// receive side (Send only reports io.EOF).
+func closeErr(stream imageprocv1.ImageService_UploadClient, err error) error {
+	if errors.Is(err, io.EOF) {
+		if _, rerr := stream.CloseAndRecv(); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}

@@ -1,0 +1,211 @@
+// Package web is the frontend's HTTP surface: server-rendered pages, the
+// JSON API under /api/v1, image bytes, the demo controls and the probes,
+// all on one port.
+package web
+
+import (
+	"embed"
+	"fmt"
+	"hash/fnv"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kubelab/kubelab/services/frontend/internal/auth"
+	"github.com/kubelab/kubelab/services/frontend/internal/backend"
+	"github.com/kubelab/kubelab/services/frontend/internal/demo"
+	"github.com/kubelab/kubelab/services/frontend/internal/live"
+	"github.com/kubelab/kubelab/services/frontend/internal/pod"
+	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/health"
+	"github.com/kubelab/kubelab/services/platform/telemetry"
+)
+
+//go:embed templates static
+var assets embed.FS
+
+// Live is what the pod's mounted volumes say right now. main builds a new
+// one whenever a volume changes, so a pointer identifies a version of it.
+type Live struct {
+	Settings live.Settings
+	Labels   []pod.Label
+	// SecretFingerprint identifies the Secret volume's content; never the
+	// content itself.
+	SecretFingerprint string
+}
+
+// Deps are what the handlers use; main wires them.
+type Deps struct {
+	Log     *slog.Logger
+	Build   build.Info
+	Pod     pod.Info
+	Live    func() *Live
+	Backend *backend.Client
+	Health  *health.Checker
+	Metrics *telemetry.Metrics
+	Auth    *auth.Auth
+	Demo    *demo.Controls
+	// Crash ends the process abruptly (the self-healing demo).
+	Crash func()
+	// Started is when the process started.
+	Started time.Time
+}
+
+// Server serves every route.
+type Server struct {
+	Deps
+	pages map[string]*template.Template
+	color string
+	// Header values set on every response, allocated once.
+	servedBy, version []string
+
+	infoMu    sync.Mutex
+	infoKey   infoKey
+	infoBytes []byte
+}
+
+// New parses the templates and returns a Server.
+func New(d Deps) (*Server, error) {
+	s := &Server{
+		Deps:     d,
+		pages:    map[string]*template.Template{},
+		color:    VersionColor(d.Build.Version),
+		servedBy: []string{d.Build.Instance},
+		version:  []string{d.Build.Version},
+	}
+	names, err := fs.Glob(assets, "templates/page_*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/panel.html", name)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", name, err)
+		}
+		s.pages[name[len("templates/"):]] = t
+	}
+	return s, nil
+}
+
+// Handler returns every route behind the shared middleware: metrics by
+// route pattern, cross-origin protection for every state-changing request
+// (forms and API alike), and the security and identity headers.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	// app routes are what a user or loadgen calls: the demo's injected
+	// errors and latency apply to them, never to probes, assets or the
+	// controls themselves (an instructor must be able to switch it off).
+	app := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.Demo.Middleware(h, s.injected))
+	}
+	app("GET /{$}", s.gallery)
+	app("POST /upload", s.uploadForm)
+	app("GET /images/{id}", s.detail)
+	app("POST /images/{id}/transforms", s.transformForm)
+	app("POST /batches", s.batchForm)
+	app("GET /batches/{id}", s.batchPage)
+	app("GET /media/{id}", s.original)
+	app("GET /media/{id}/variant", s.variant)
+	app("GET /media/{id}/{rendition}", s.rendition)
+
+	app("GET /api/v1/info", s.apiInfo)
+	app("GET /api/v1/images", s.apiList)
+	app("POST /api/v1/images", s.apiUpload)
+	app("GET /api/v1/images/{id}", s.apiGet)
+	app("DELETE /api/v1/images/{id}", s.apiDelete)
+	app("POST /api/v1/images/{id}/transforms", s.apiTransform)
+	app("POST /api/v1/batches", s.apiSubmitBatch)
+	app("GET /api/v1/batches/{id}", s.apiGetBatch)
+
+	mux.HandleFunc("GET /admin", s.adminPage)
+	mux.HandleFunc("POST /admin/login", s.login)
+	mux.HandleFunc("POST /admin/logout", s.logout)
+	mux.HandleFunc("POST /admin/demo", s.demoForm)
+	mux.HandleFunc("GET /api/v1/admin/demo", s.apiDemo)
+	mux.HandleFunc("PUT /api/v1/admin/demo", s.apiSetDemo)
+	mux.HandleFunc("POST /api/v1/admin/crash", s.apiCrash)
+
+	s.Health.Routes(mux)
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	static, _ := fs.Sub(assets, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /theme.css", s.theme)
+	// Unmatched paths get a 404 (or 405) in the caller's format.
+	mux.HandleFunc("/", s.unmatched(mux))
+
+	return s.Metrics.Middleware(http.NewCrossOriginProtection().Handler(s.headers(mux)))
+}
+
+// csp allows only this origin's scripts, styles and images: no inline
+// script or style anywhere, which is why colours come from /theme.css.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+var (
+	cspValue       = []string{csp}
+	nosniff        = []string{"nosniff"}
+	sameOrigin     = []string{"same-origin"}
+	deny           = []string{"DENY"}
+	jsonType       = []string{"application/json"}
+	problemType    = []string{"application/problem+json"}
+	noStore        = []string{"no-store"}
+	immutableCache = []string{"public, max-age=31536000, immutable"}
+)
+
+// headers sets the security headers and says who answered: X-Served-By
+// (this pod) and X-Version, which loadgen tabulates during a rollout.
+func (s *Server) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Content-Security-Policy"] = cspValue
+		h["X-Content-Type-Options"] = nosniff
+		h["Referrer-Policy"] = sameOrigin
+		h["X-Frame-Options"] = deny
+		h["X-Served-By"] = s.servedBy
+		h["X-Version"] = s.version
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) unmatched(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			s.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Title: "method not allowed",
+				Detail: fmt.Sprintf("%s is not supported here; allowed: %s", r.Method, strings.Join(allowed, ", "))})
+			return
+		}
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Title: "not found", Detail: "no page at " + r.URL.Path})
+	}
+}
+
+// VersionColor gives each version its own colour, so a rolling update is
+// visible as pages changing colour on refresh.
+func VersionColor(version string) string {
+	h := fnv.New32a()
+	h.Write([]byte(version))
+	return fmt.Sprintf("hsl(%d, 65%%, 42%%)", h.Sum32()%360)
+}
+
+// theme serves the colours the CSP keeps out of inline styles.
+func (s *Server) theme(w http.ResponseWriter, _ *http.Request) {
+	accent := s.Live().Settings.Accent
+	if accent == "" {
+		accent = s.color
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	fmt.Fprintf(w, ":root { --version: %s; --accent: %s; }\n", s.color, accent)
+}
