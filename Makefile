@@ -17,8 +17,8 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/kubelab/kubelab/services/platform/build.Version=$(VERSION) \
             -X github.com/kubelab/kubelab/services/platform/build.Revision=$(REVISION)
 
-SERVICES := imageproc frontend
-PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/...
+SERVICES := imageproc frontend loadgen
+PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/... ./services/loadgen/...
 DATA     := .data
 
 .PHONY: help

@@ -83,7 +83,7 @@ func Dial(opts Options) (*Client, error) {
 	if opts.Balancing != RoundRobin && opts.Balancing != PickFirst {
 		return nil, fmt.Errorf("IMAGEPROC_BALANCING=%q: want %s or %s", opts.Balancing, RoundRobin, PickFirst)
 	}
-	if opts.Balancing == RoundRobin && !strings.HasPrefix(opts.Target, "dns:///") {
+	if opts.Balancing == RoundRobin && !manyAddresses(opts.Target) {
 		// Round robin over one address balances nothing: say so at start.
 		return nil, fmt.Errorf("IMAGEPROC_ADDR=%q: round_robin needs a dns:/// target that resolves to every pod (a headless Service)", opts.Target)
 	}
@@ -106,6 +106,18 @@ func Dial(opts Options) (*Client, error) {
 		opts:   opts,
 		conn:   conn,
 	}, nil
+}
+
+// manyAddresses reports whether target's resolver can return several
+// addresses: DNS (a headless Service has one A record per ready pod) or an
+// explicit ipv4:/ipv6: list.
+func manyAddresses(target string) bool {
+	for _, scheme := range []string{"dns:", "ipv4:", "ipv6:"} {
+		if strings.HasPrefix(target, scheme) {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes the connection.

@@ -2,7 +2,7 @@ package web
 
 import (
 	"encoding/json"
-		"net/http"
+	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -409,4 +409,3 @@ func TestGalleryDegradesWhenImageprocIsDown(t *testing.T) {
 	h.checker.Refresh()
 	proctest.WaitFor(t, "readiness to fail", 10*time.Second, func() bool { return proctest.Status(h.URL+"/readyz") == http.StatusServiceUnavailable })
 }
-
