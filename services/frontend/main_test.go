@@ -33,7 +33,7 @@ type stack struct {
 
 // startImageproc runs one imageproc on the embedded store, serving gRPC
 // on grpcAddr.
-func startImageproc(t *testing.T, name, grpcAddr string) *proctest.Proc {
+func startImageproc(t testing.TB, name, grpcAddr string) *proctest.Proc {
 	t.Helper()
 	adminAddr := proctest.FreeAddr(t)
 	p := proctest.Start(t, name, proctest.Build(t, "github.com/kubelab/kubelab/services/imageproc"), []string{"serve"},
@@ -46,7 +46,7 @@ func startImageproc(t *testing.T, name, grpcAddr string) *proctest.Proc {
 // over them, with extra frontend environment. As behind a headless
 // Service, the replicas share a port on different addresses (127.0.0.1,
 // 127.0.0.2, ...) and one DNS name resolves to all of them.
-func startStack(t *testing.T, replicas int, env ...string) *stack {
+func startStack(t testing.TB, replicas int, env ...string) *stack {
 	t.Helper()
 	s := &stack{config: t.TempDir(), secret: t.TempDir()}
 	_, port, _ := net.SplitHostPort(proctest.FreeAddr(t))
@@ -73,7 +73,7 @@ func startStack(t *testing.T, replicas int, env ...string) *stack {
 }
 
 // write lays files out the way kubelet does, and swaps them atomically.
-func write(t *testing.T, dir string, files map[string]string) {
+func write(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	if err := configtest.WriteAtomic(dir, files); err != nil {
 		t.Fatal(err)

@@ -122,7 +122,7 @@ func (h *harness) do(t *testing.T, method, path string, body io.Reader, headers 
 }
 
 // form builds a multipart body with one file field.
-func form(t *testing.T, field, filename string, data []byte) (*bytes.Buffer, string) {
+func form(t testing.TB, field, filename string, data []byte) (*bytes.Buffer, string) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)

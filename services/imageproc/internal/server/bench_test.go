@@ -6,46 +6,23 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/imageproc/internal/server"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
+	"github.com/kubelab/kubelab/services/platform/proctest"
 )
 
-// bigJPEG returns a valid JPEG of about size bytes: a small photo with
-// comment segments after its start marker. It probes, and is complete, like
-// a camera file of that size, without seconds of encoding per run.
-func bigJPEG(size int) []byte {
-	small := pipelinetest.JPEG(640, 480, 1)
-	out := append([]byte{}, small[:2]...)
-	comment := make([]byte, 65533)
-	for len(out)+len(small)+65537 <= size {
-		out = append(out, 0xFF, 0xFE, 0xFF, 0xFF) // COM, length 65535
-		out = append(out, comment...)
-	}
-	return append(out, small[2:]...)
-}
-
-// peakRSS reads the process's peak resident set size (VmHWM) in bytes;
-// resetPeakRSS starts a new measurement. Linux only.
 func peakRSS(b *testing.B) int64 {
-	data, err := os.ReadFile("/proc/self/status")
+	n, err := proctest.PeakRSS(os.Getpid())
 	if err != nil {
-		b.Skip("no /proc/self/status")
+		b.Skip(err)
 	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	return n
 }
 
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+func resetPeakRSS() { _ = proctest.ResetPeakRSS(os.Getpid()) }
 
 // BenchmarkStream20MB uploads and downloads a 20 MB photo through the real
 // gRPC server over loopback TCP, in 64 KiB chunks. Server and client share
@@ -55,7 +32,7 @@ func BenchmarkStream20MB(b *testing.B) {
 	// process's live heap (and so the GC's target) is the streams' alone.
 	path := b.TempDir() + "/big.jpg"
 	size := 20 << 20
-	photo := bigJPEG(size)
+	photo := pipelinetest.LargeJPEG(size)
 	size = len(photo)
 	if err := os.WriteFile(path, photo, 0o600); err != nil {
 		b.Fatal(err)

@@ -57,3 +57,17 @@ func PNG(w, h int, seed uint64) []byte {
 	}
 	return buf.Bytes()
 }
+
+// LargeJPEG returns a valid JPEG of about size bytes: a small photo with
+// comment segments after its start marker. It probes, and is complete, like
+// a camera file of that size, without seconds of encoding per call.
+func LargeJPEG(size int) []byte {
+	small := JPEG(640, 480, 1)
+	out := append([]byte{}, small[:2]...)
+	comment := make([]byte, 65533)
+	for len(out)+len(small)+65537 <= size {
+		out = append(out, 0xFF, 0xFE, 0xFF, 0xFF) // COM, length 65535
+		out = append(out, comment...)
+	}
+	return append(out, small[2:]...)
+}

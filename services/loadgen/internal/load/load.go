@@ -54,7 +54,9 @@ func Run(ctx context.Context, plan Plan, target Target, rec *stats.Recorder, int
 		case <-ticker.C:
 			tick(rec.Tick())
 		case <-done:
-			tick(rec.Tick())
+			if iv, ok := rec.Last(); ok {
+				tick(iv)
+			}
 			return
 		}
 	}

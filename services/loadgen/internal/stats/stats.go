@@ -103,16 +103,28 @@ type Interval struct {
 
 // Tick closes the current interval and returns it.
 func (r *Recorder) Tick() Interval {
+	iv, _ := r.tick(true)
+	return iv
+}
+
+// Last closes the final interval, which may be only a sliver of one: it
+// is kept only if anything happened in it.
+func (r *Recorder) Last() (Interval, bool) { return r.tick(false) }
+
+func (r *Recorder) tick(keepEmpty bool) (Interval, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w := r.current
+	if !keepEmpty && w.ok+w.failed == 0 {
+		return Interval{}, false
+	}
 	r.current = newWindow()
 	iv := Interval{
 		At: time.Since(r.start).Round(time.Millisecond).Seconds(), OK: w.ok, Failed: w.failed,
 		Versions: w.versions, Pods: w.pods, Backends: w.backends, Failures: w.failures, Latency: latencyOf(&w.latency),
 	}
 	r.intervals = append(r.intervals, iv)
-	return iv
+	return iv, true
 }
 
 // Summary is the whole run, written by --json.

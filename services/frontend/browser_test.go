@@ -1,0 +1,158 @@
+package main_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
+)
+
+// chromium finds the browser, or skips the test; under CI a missing
+// browser is a failure (.ci/run installs Debian's chromium).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium on PATH; CI must install it (apt-get install chromium)")
+	}
+	t.Skip("no chromium on PATH; install Debian's chromium to run the browser test")
+	return ""
+}
+
+// browser starts a headless Chromium that reaches nothing but loopback.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox, // the tests may run as root
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 1000),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png := run(t, ctx, "screenshot", chromedp.FullScreenshot(100))
+	path := filepath.Join(t.ArtifactDir(), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil { //nolint:gosec // a test artifact
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// loaded reports whether the image matching sel has arrived and decoded.
+func loaded(sel string) chromedp.Action[bool] {
+	return chromedp.Evaluate[bool](`(() => { const i = document.querySelector(` + "`" + sel + "`" + `); return !!i && i.complete && i.naturalWidth > 0; })()`)
+}
+
+func TestBrowserUploadBrowseTransform(t *testing.T) {
+	s := startStack(t, 1)
+	ctx := browser(t)
+	photo := filepath.Join(t.TempDir(), "lighthouse.jpg")
+	if err := os.WriteFile(photo, pipelinetest.JPEG(1200, 800, 42), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Upload through the page's form, as a person would.
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#empty")),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{photo}),
+		chromedp.Click(chromedp.CSS("form.upload button")),
+		chromedp.WaitVisible(chromedp.CSS("#preview")),
+	)
+	if err != nil {
+		t.Fatalf("upload through the form: %v", err)
+	}
+	if h1 := run(t, ctx, "title", chromedp.Text(chromedp.CSS("main h1"))); h1 != "lighthouse.jpg" {
+		t.Fatalf("detail page heading %q", h1)
+	}
+	waitBrowser(t, ctx, "the preview to load", loaded("#preview"))
+
+	// The gallery shows it, with a thumbnail the browser really decoded.
+	err = chromedp.Do(ctx, chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(chromedp.CSS("#gallery img")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alt := run(t, ctx, "thumbnail alt", chromedp.AttributeValue(chromedp.CSS("#gallery img"), "alt")); alt.Value != "lighthouse.jpg" {
+		t.Fatalf("gallery image alt %q", alt.Value)
+	}
+	waitBrowser(t, ctx, "the thumbnail to load", loaded("#gallery img"))
+
+	// The cluster panel says where the page came from.
+	panel := run(t, ctx, "panel", chromedp.Text(chromedp.CSS("#cluster-panel")))
+	for _, want := range []string{"frontend-proc-0", "kubelab", "node-1", "10.0.0.7", "app.kubernetes.io/name=frontend", "imageproc-0", "Process test lab"} {
+		if !strings.Contains(panel, want) {
+			t.Errorf("cluster panel lacks %q:\n%s", want, panel)
+		}
+	}
+	// The stylesheet and the per-version theme loaded under the CSP: the
+	// header has the accent colour, not the browser's default.
+	bg := run(t, ctx, "header colour", chromedp.Evaluate[string](`getComputedStyle(document.querySelector("header.top")).backgroundColor`))
+	if bg == "" || bg == "rgba(0, 0, 0, 0)" {
+		t.Errorf("header background %q: style.css or theme.css did not apply", bg)
+	}
+	screenshot(t, ctx, "gallery.png")
+
+	// Apply a transform on the detail page; the new variant is shown.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS("#gallery a")),
+		chromedp.WaitVisible(chromedp.CSS("#preset")),
+		chromedp.SetValue(chromedp.CSS("#preset"), "grayscale"),
+		chromedp.Click(chromedp.CSS("form[action$='/transforms'] button")),
+		chromedp.WaitVisible(chromedp.CSS("#variants li.made img")),
+	)
+	if err != nil {
+		t.Fatalf("transform through the form: %v", err)
+	}
+	spec := run(t, ctx, "variant spec", chromedp.Text(chromedp.CSS("#variants li.made .spec")))
+	if !strings.Contains(spec, "grayscale") {
+		t.Fatalf("made variant %q", spec)
+	}
+	waitBrowser(t, ctx, "the variant to load", loaded("#variants li.made img"))
+	screenshot(t, ctx, "detail.png")
+}
+
+// waitBrowser polls a browser condition for up to 10 seconds.
+func waitBrowser(t *testing.T, ctx context.Context, what string, cond chromedp.Action[bool]) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, cond)
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s (last error %v)", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
