@@ -48,9 +48,11 @@ run: build ## run imageproc and the frontend locally on the embedded store (no d
 	wait -n
 
 .PHONY: test
-test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process and fuzz-seed tests
+test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process, browser and fuzz-seed tests
 	go vet $(PACKAGES)
-	go test -race -count=1 -timeout 20m $(PACKAGES)
+	@mkdir -p out
+	go test -race -count=1 -timeout 20m -artifacts -outputdir $(CURDIR)/out $(PACKAGES)
+	@echo "test artifacts (browser screenshots): out/_artifacts/"
 
 .PHONY: lint
 lint: ## gofmt, go vet and golangci-lint
@@ -67,6 +69,9 @@ bench: ## benchmarks on one core (GOMAXPROCS=1 pinned to CPU 0); figures in docs
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem -benchtime 20x ./services/imageproc/pipeline/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem ./services/imageproc/internal/server/
 	go test -run '^$$' -bench Claim -benchtime 2000x ./services/imageproc/internal/store/
+	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem ./services/frontend/internal/web/
+	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench Upload20MB -benchtime 5x ./services/frontend/
+	taskset -c 1 go test -run '^$$' -bench FrontendInfo -benchtime 50000x ./services/loadgen/
 
 .PHONY: tools
 tools: ## install the pinned buf, protoc plugins and golangci-lint (skipped when present)

@@ -227,10 +227,10 @@ type recordingStream struct {
 func (s *recordingStream) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
 	s.once.Do(func() {
-		md, _ := s.ClientStream.Header()
+		md, _ := s.Header()
 		if err != nil {
 			// The trailer is only final once the stream has ended.
-			md = metadata.Join(md, s.ClientStream.Trailer())
+			md = metadata.Join(md, s.Trailer())
 		}
 		s.answer.record(md)
 	})

@@ -100,7 +100,16 @@ func (h *harness) setLive(t *testing.T, files map[string]string) {
 // noRedirect is a client that shows redirects instead of following them.
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func (h *harness) do(t *testing.T, method, path string, body io.Reader, headers ...string) (*http.Response, string) {
+// reply is a response whose body has been read and closed.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+	cookies    []*http.Cookie
+}
+
+func (r *reply) Cookies() []*http.Cookie { return r.cookies }
+
+func (h *harness) do(t *testing.T, method, path string, body io.Reader, headers ...string) (*reply, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, h.URL+path, body)
 	if err != nil {
@@ -118,7 +127,7 @@ func (h *harness) do(t *testing.T, method, path string, body io.Reader, headers 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, string(b)
+	return &reply{StatusCode: resp.StatusCode, Header: resp.Header, cookies: resp.Cookies()}, string(b)
 }
 
 // form builds a multipart body with one file field.

@@ -165,7 +165,7 @@ func jsonNumber(t *testing.T, body, outer, inner string) float64 {
 	return n
 }
 
-func assertProblem(t *testing.T, resp *http.Response, body string, status int, detail string) {
+func assertProblem(t *testing.T, resp *reply, body string, status int, detail string) {
 	t.Helper()
 	var p problem
 	if err := json.Unmarshal([]byte(body), &p); err != nil || resp.StatusCode != status || p.Status != status ||
@@ -293,7 +293,7 @@ func TestSecurity(t *testing.T) {
 func TestDemoControls(t *testing.T) {
 	h := newHarness(t)
 	bearer := "Bearer " + testToken
-	put := func(body string, auth ...string) (*http.Response, string) {
+	put := func(body string, auth ...string) (*reply, string) {
 		return h.do(t, http.MethodPut, "/api/v1/admin/demo", strings.NewReader(body), append([]string{"Content-Type", "application/json"}, auth...)...)
 	}
 	resp, body := put(`{"error_rate":1}`)
@@ -355,7 +355,7 @@ func TestDemoControls(t *testing.T) {
 
 func TestLoginFormSession(t *testing.T) {
 	h := newHarness(t)
-	post := func(path, form string, cookie *http.Cookie) (*http.Response, string) {
+	post := func(path, form string, cookie *http.Cookie) (*reply, string) {
 		headers := []string{"Content-Type", "application/x-www-form-urlencoded"}
 		if cookie != nil {
 			headers = append(headers, "Cookie", cookie.Name+"="+cookie.Value)
