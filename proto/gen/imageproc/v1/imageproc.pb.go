@@ -2034,6 +2034,141 @@ func (*DeleteImageResponse) Descriptor() ([]byte, []int) {
 	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{28}
 }
 
+type CollectGarbageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Delete variants created longer ago than this (they are made again on
+	// demand). Unset or zero keeps every variant.
+	VariantMaxAge *durationpb.Duration `protobuf:"bytes,1,opt,name=variant_max_age,json=variantMaxAge,proto3" json:"variant_max_age,omitempty"`
+	// Variants with these specs never expire (e.g. the gallery thumbnails).
+	KeepSpecs []string `protobuf:"bytes,2,rep,name=keep_specs,json=keepSpecs,proto3" json:"keep_specs,omitempty"`
+	// Only blobs untouched for this long are candidates, so an upload whose
+	// blob is written but whose row is not yet is never collected. At least
+	// one minute.
+	BlobMinAge *durationpb.Duration `protobuf:"bytes,3,opt,name=blob_min_age,json=blobMinAge,proto3" json:"blob_min_age,omitempty"`
+	// Report what would be deleted, delete nothing.
+	DryRun        bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectGarbageRequest) Reset() {
+	*x = CollectGarbageRequest{}
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectGarbageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectGarbageRequest) ProtoMessage() {}
+
+func (x *CollectGarbageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectGarbageRequest.ProtoReflect.Descriptor instead.
+func (*CollectGarbageRequest) Descriptor() ([]byte, []int) {
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CollectGarbageRequest) GetVariantMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.VariantMaxAge
+	}
+	return nil
+}
+
+func (x *CollectGarbageRequest) GetKeepSpecs() []string {
+	if x != nil {
+		return x.KeepSpecs
+	}
+	return nil
+}
+
+func (x *CollectGarbageRequest) GetBlobMinAge() *durationpb.Duration {
+	if x != nil {
+		return x.BlobMinAge
+	}
+	return nil
+}
+
+func (x *CollectGarbageRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type CollectGarbageResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ExpiredVariants int32                  `protobuf:"varint,1,opt,name=expired_variants,json=expiredVariants,proto3" json:"expired_variants,omitempty"`
+	OrphanedBlobs   int32                  `protobuf:"varint,2,opt,name=orphaned_blobs,json=orphanedBlobs,proto3" json:"orphaned_blobs,omitempty"`
+	FreedBytes      int64                  `protobuf:"varint,3,opt,name=freed_bytes,json=freedBytes,proto3" json:"freed_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CollectGarbageResponse) Reset() {
+	*x = CollectGarbageResponse{}
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectGarbageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectGarbageResponse) ProtoMessage() {}
+
+func (x *CollectGarbageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectGarbageResponse.ProtoReflect.Descriptor instead.
+func (*CollectGarbageResponse) Descriptor() ([]byte, []int) {
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CollectGarbageResponse) GetExpiredVariants() int32 {
+	if x != nil {
+		return x.ExpiredVariants
+	}
+	return 0
+}
+
+func (x *CollectGarbageResponse) GetOrphanedBlobs() int32 {
+	if x != nil {
+		return x.OrphanedBlobs
+	}
+	return 0
+}
+
+func (x *CollectGarbageResponse) GetFreedBytes() int64 {
+	if x != nil {
+		return x.FreedBytes
+	}
+	return 0
+}
+
 // Batch is a group of tasks submitted together.
 type Batch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2051,7 +2186,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[29]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2198,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[29]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2211,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{29}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Batch) GetId() string {
@@ -2155,7 +2290,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[30]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2302,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[30]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2315,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{30}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Task) GetId() string {
@@ -2251,7 +2386,7 @@ type SubmitBatchRequest struct {
 
 func (x *SubmitBatchRequest) Reset() {
 	*x = SubmitBatchRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[31]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2398,7 @@ func (x *SubmitBatchRequest) String() string {
 func (*SubmitBatchRequest) ProtoMessage() {}
 
 func (x *SubmitBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[31]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2411,7 @@ func (x *SubmitBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitBatchRequest.ProtoReflect.Descriptor instead.
 func (*SubmitBatchRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{31}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SubmitBatchRequest) GetImageIds() []string {
@@ -2309,7 +2444,7 @@ type SubmitBatchResponse struct {
 
 func (x *SubmitBatchResponse) Reset() {
 	*x = SubmitBatchResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[32]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2456,7 @@ func (x *SubmitBatchResponse) String() string {
 func (*SubmitBatchResponse) ProtoMessage() {}
 
 func (x *SubmitBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[32]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2469,7 @@ func (x *SubmitBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitBatchResponse.ProtoReflect.Descriptor instead.
 func (*SubmitBatchResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{32}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SubmitBatchResponse) GetBatch() *Batch {
@@ -2353,7 +2488,7 @@ type GetBatchRequest struct {
 
 func (x *GetBatchRequest) Reset() {
 	*x = GetBatchRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[33]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2500,7 @@ func (x *GetBatchRequest) String() string {
 func (*GetBatchRequest) ProtoMessage() {}
 
 func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[33]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2513,7 @@ func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchRequest.ProtoReflect.Descriptor instead.
 func (*GetBatchRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{33}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetBatchRequest) GetId() string {
@@ -2397,7 +2532,7 @@ type GetBatchResponse struct {
 
 func (x *GetBatchResponse) Reset() {
 	*x = GetBatchResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[34]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2409,7 +2544,7 @@ func (x *GetBatchResponse) String() string {
 func (*GetBatchResponse) ProtoMessage() {}
 
 func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[34]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2422,7 +2557,7 @@ func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchResponse.ProtoReflect.Descriptor instead.
 func (*GetBatchResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{34}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetBatchResponse) GetBatch() *Batch {
@@ -2450,7 +2585,7 @@ type ClaimTasksRequest struct {
 
 func (x *ClaimTasksRequest) Reset() {
 	*x = ClaimTasksRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[35]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2597,7 @@ func (x *ClaimTasksRequest) String() string {
 func (*ClaimTasksRequest) ProtoMessage() {}
 
 func (x *ClaimTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[35]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2610,7 @@ func (x *ClaimTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimTasksRequest.ProtoReflect.Descriptor instead.
 func (*ClaimTasksRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{35}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClaimTasksRequest) GetWorker() string {
@@ -2516,14 +2651,19 @@ func (x *ClaimTasksRequest) GetShardCount() int32 {
 type ClaimTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty when nothing is pending.
-	Tasks         []*Task `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Tasks []*Task `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Tasks in the shard still pending or leased, counting those just
+	// claimed. When a claim returns no task, 0 means the shard's work is
+	// finished; more means other workers hold leases that may yet expire
+	// (if a worker died) and need redoing, so a worker should wait, not exit.
+	OpenTasks     int32 `protobuf:"varint,2,opt,name=open_tasks,json=openTasks,proto3" json:"open_tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClaimTasksResponse) Reset() {
 	*x = ClaimTasksResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[36]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2535,7 +2675,7 @@ func (x *ClaimTasksResponse) String() string {
 func (*ClaimTasksResponse) ProtoMessage() {}
 
 func (x *ClaimTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[36]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2548,7 +2688,7 @@ func (x *ClaimTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimTasksResponse.ProtoReflect.Descriptor instead.
 func (*ClaimTasksResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{36}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClaimTasksResponse) GetTasks() []*Task {
@@ -2556,6 +2696,13 @@ func (x *ClaimTasksResponse) GetTasks() []*Task {
 		return x.Tasks
 	}
 	return nil
+}
+
+func (x *ClaimTasksResponse) GetOpenTasks() int32 {
+	if x != nil {
+		return x.OpenTasks
+	}
+	return 0
 }
 
 type RenewLeaseRequest struct {
@@ -2569,7 +2716,7 @@ type RenewLeaseRequest struct {
 
 func (x *RenewLeaseRequest) Reset() {
 	*x = RenewLeaseRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[37]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2581,7 +2728,7 @@ func (x *RenewLeaseRequest) String() string {
 func (*RenewLeaseRequest) ProtoMessage() {}
 
 func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[37]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2594,7 +2741,7 @@ func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{37}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RenewLeaseRequest) GetTaskId() string {
@@ -2627,7 +2774,7 @@ type RenewLeaseResponse struct {
 
 func (x *RenewLeaseResponse) Reset() {
 	*x = RenewLeaseResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[38]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +2786,7 @@ func (x *RenewLeaseResponse) String() string {
 func (*RenewLeaseResponse) ProtoMessage() {}
 
 func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[38]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +2799,7 @@ func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{38}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RenewLeaseResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -2672,7 +2819,7 @@ type CompleteTaskRequest struct {
 
 func (x *CompleteTaskRequest) Reset() {
 	*x = CompleteTaskRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[39]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2831,7 @@ func (x *CompleteTaskRequest) String() string {
 func (*CompleteTaskRequest) ProtoMessage() {}
 
 func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[39]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2844,7 @@ func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskRequest.ProtoReflect.Descriptor instead.
 func (*CompleteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{39}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CompleteTaskRequest) GetTaskId() string {
@@ -2722,7 +2869,7 @@ type CompleteTaskResponse struct {
 
 func (x *CompleteTaskResponse) Reset() {
 	*x = CompleteTaskResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[40]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2734,7 +2881,7 @@ func (x *CompleteTaskResponse) String() string {
 func (*CompleteTaskResponse) ProtoMessage() {}
 
 func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[40]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2747,7 +2894,7 @@ func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskResponse.ProtoReflect.Descriptor instead.
 func (*CompleteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{40}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{42}
 }
 
 type FailTaskRequest struct {
@@ -2761,7 +2908,7 @@ type FailTaskRequest struct {
 
 func (x *FailTaskRequest) Reset() {
 	*x = FailTaskRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[41]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +2920,7 @@ func (x *FailTaskRequest) String() string {
 func (*FailTaskRequest) ProtoMessage() {}
 
 func (x *FailTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[41]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +2933,7 @@ func (x *FailTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailTaskRequest.ProtoReflect.Descriptor instead.
 func (*FailTaskRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{41}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FailTaskRequest) GetTaskId() string {
@@ -2820,7 +2967,7 @@ type FailTaskResponse struct {
 
 func (x *FailTaskResponse) Reset() {
 	*x = FailTaskResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[42]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +2979,7 @@ func (x *FailTaskResponse) String() string {
 func (*FailTaskResponse) ProtoMessage() {}
 
 func (x *FailTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[42]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +2992,7 @@ func (x *FailTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailTaskResponse.ProtoReflect.Descriptor instead.
 func (*FailTaskResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{42}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FailTaskResponse) GetState() TaskState {
@@ -2865,7 +3012,7 @@ type ReleaseTaskRequest struct {
 
 func (x *ReleaseTaskRequest) Reset() {
 	*x = ReleaseTaskRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[43]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3024,7 @@ func (x *ReleaseTaskRequest) String() string {
 func (*ReleaseTaskRequest) ProtoMessage() {}
 
 func (x *ReleaseTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[43]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3037,7 @@ func (x *ReleaseTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseTaskRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseTaskRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{43}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReleaseTaskRequest) GetTaskId() string {
@@ -2915,7 +3062,7 @@ type ReleaseTaskResponse struct {
 
 func (x *ReleaseTaskResponse) Reset() {
 	*x = ReleaseTaskResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[44]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3074,7 @@ func (x *ReleaseTaskResponse) String() string {
 func (*ReleaseTaskResponse) ProtoMessage() {}
 
 func (x *ReleaseTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[44]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3087,7 @@ func (x *ReleaseTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseTaskResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseTaskResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{44}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{46}
 }
 
 var File_imageproc_v1_imageproc_proto protoreflect.FileDescriptor
@@ -3057,7 +3204,19 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\aexisted\x18\x02 \x01(\bR\aexisted\"$\n" +
 	"\x12DeleteImageRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13DeleteImageResponse\"\xdc\x01\n" +
+	"\x13DeleteImageResponse\"\xcf\x01\n" +
+	"\x15CollectGarbageRequest\x12A\n" +
+	"\x0fvariant_max_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\rvariantMaxAge\x12\x1d\n" +
+	"\n" +
+	"keep_specs\x18\x02 \x03(\tR\tkeepSpecs\x12;\n" +
+	"\fblob_min_age\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"blobMinAge\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"\x8b\x01\n" +
+	"\x16CollectGarbageResponse\x12)\n" +
+	"\x10expired_variants\x18\x01 \x01(\x05R\x0fexpiredVariants\x12%\n" +
+	"\x0eorphaned_blobs\x18\x02 \x01(\x05R\rorphanedBlobs\x12\x1f\n" +
+	"\vfreed_bytes\x18\x03 \x01(\x03R\n" +
+	"freedBytes\"\xdc\x01\n" +
 	"\x05Batch\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\tR\x04spec\x12;\n" +
@@ -3097,9 +3256,11 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\vshard_index\x18\x04 \x01(\x05R\n" +
 	"shardIndex\x12\x1f\n" +
 	"\vshard_count\x18\x05 \x01(\x05R\n" +
-	"shardCount\">\n" +
+	"shardCount\"]\n" +
 	"\x12ClaimTasksResponse\x12(\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x12.imageproc.v1.TaskR\x05tasks\"u\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x12.imageproc.v1.TaskR\x05tasks\x12\x1d\n" +
+	"\n" +
+	"open_tasks\x18\x02 \x01(\x05R\topenTasks\"u\n" +
 	"\x11RenewLeaseRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06worker\x18\x02 \x01(\tR\x06worker\x12/\n" +
@@ -3139,7 +3300,7 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\x12TASK_STATE_PENDING\x10\x01\x12\x15\n" +
 	"\x11TASK_STATE_LEASED\x10\x02\x12\x13\n" +
 	"\x0fTASK_STATE_DONE\x10\x03\x12\x15\n" +
-	"\x11TASK_STATE_FAILED\x10\x042\xbc\x04\n" +
+	"\x11TASK_STATE_FAILED\x10\x042\x99\x05\n" +
 	"\fImageService\x12E\n" +
 	"\x06Upload\x12\x1b.imageproc.v1.UploadRequest\x1a\x1c.imageproc.v1.UploadResponse(\x01\x12I\n" +
 	"\bGetImage\x12\x1d.imageproc.v1.GetImageRequest\x1a\x1e.imageproc.v1.GetImageResponse\x12O\n" +
@@ -3148,7 +3309,8 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\bDownload\x12\x1d.imageproc.v1.DownloadRequest\x1a\x1e.imageproc.v1.DownloadResponse0\x01\x12L\n" +
 	"\tTransform\x12\x1e.imageproc.v1.TransformRequest\x1a\x1f.imageproc.v1.TransformResponse\x12Z\n" +
 	"\rUploadVariant\x12\".imageproc.v1.UploadVariantRequest\x1a#.imageproc.v1.UploadVariantResponse(\x01\x12R\n" +
-	"\vDeleteImage\x12 .imageproc.v1.DeleteImageRequest\x1a!.imageproc.v1.DeleteImageResponse2\xc5\x04\n" +
+	"\vDeleteImage\x12 .imageproc.v1.DeleteImageRequest\x1a!.imageproc.v1.DeleteImageResponse\x12[\n" +
+	"\x0eCollectGarbage\x12#.imageproc.v1.CollectGarbageRequest\x1a$.imageproc.v1.CollectGarbageResponse2\xc5\x04\n" +
 	"\fQueueService\x12R\n" +
 	"\vSubmitBatch\x12 .imageproc.v1.SubmitBatchRequest\x1a!.imageproc.v1.SubmitBatchResponse\x12I\n" +
 	"\bGetBatch\x12\x1d.imageproc.v1.GetBatchRequest\x1a\x1e.imageproc.v1.GetBatchResponse\x12O\n" +
@@ -3174,63 +3336,65 @@ func file_imageproc_v1_imageproc_proto_rawDescGZIP() []byte {
 }
 
 var file_imageproc_v1_imageproc_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_imageproc_v1_imageproc_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_imageproc_v1_imageproc_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_imageproc_v1_imageproc_proto_goTypes = []any{
-	(ResizeMode)(0),               // 0: imageproc.v1.ResizeMode
-	(FlipDirection)(0),            // 1: imageproc.v1.FlipDirection
-	(Format)(0),                   // 2: imageproc.v1.Format
-	(TaskState)(0),                // 3: imageproc.v1.TaskState
-	(*Image)(nil),                 // 4: imageproc.v1.Image
-	(*Variant)(nil),               // 5: imageproc.v1.Variant
-	(*Operation)(nil),             // 6: imageproc.v1.Operation
-	(*Resize)(nil),                // 7: imageproc.v1.Resize
-	(*Thumbnail)(nil),             // 8: imageproc.v1.Thumbnail
-	(*Crop)(nil),                  // 9: imageproc.v1.Crop
-	(*Rotate)(nil),                // 10: imageproc.v1.Rotate
-	(*Flip)(nil),                  // 11: imageproc.v1.Flip
-	(*Grayscale)(nil),             // 12: imageproc.v1.Grayscale
-	(*Blur)(nil),                  // 13: imageproc.v1.Blur
-	(*Sharpen)(nil),               // 14: imageproc.v1.Sharpen
-	(*Output)(nil),                // 15: imageproc.v1.Output
-	(*UploadRequest)(nil),         // 16: imageproc.v1.UploadRequest
-	(*UploadMetadata)(nil),        // 17: imageproc.v1.UploadMetadata
-	(*UploadResponse)(nil),        // 18: imageproc.v1.UploadResponse
-	(*GetImageRequest)(nil),       // 19: imageproc.v1.GetImageRequest
-	(*GetImageResponse)(nil),      // 20: imageproc.v1.GetImageResponse
-	(*ListImagesRequest)(nil),     // 21: imageproc.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),    // 22: imageproc.v1.ListImagesResponse
-	(*DownloadRequest)(nil),       // 23: imageproc.v1.DownloadRequest
-	(*DownloadResponse)(nil),      // 24: imageproc.v1.DownloadResponse
-	(*BlobInfo)(nil),              // 25: imageproc.v1.BlobInfo
-	(*TransformRequest)(nil),      // 26: imageproc.v1.TransformRequest
-	(*TransformResponse)(nil),     // 27: imageproc.v1.TransformResponse
-	(*UploadVariantRequest)(nil),  // 28: imageproc.v1.UploadVariantRequest
-	(*UploadVariantMetadata)(nil), // 29: imageproc.v1.UploadVariantMetadata
-	(*UploadVariantResponse)(nil), // 30: imageproc.v1.UploadVariantResponse
-	(*DeleteImageRequest)(nil),    // 31: imageproc.v1.DeleteImageRequest
-	(*DeleteImageResponse)(nil),   // 32: imageproc.v1.DeleteImageResponse
-	(*Batch)(nil),                 // 33: imageproc.v1.Batch
-	(*Task)(nil),                  // 34: imageproc.v1.Task
-	(*SubmitBatchRequest)(nil),    // 35: imageproc.v1.SubmitBatchRequest
-	(*SubmitBatchResponse)(nil),   // 36: imageproc.v1.SubmitBatchResponse
-	(*GetBatchRequest)(nil),       // 37: imageproc.v1.GetBatchRequest
-	(*GetBatchResponse)(nil),      // 38: imageproc.v1.GetBatchResponse
-	(*ClaimTasksRequest)(nil),     // 39: imageproc.v1.ClaimTasksRequest
-	(*ClaimTasksResponse)(nil),    // 40: imageproc.v1.ClaimTasksResponse
-	(*RenewLeaseRequest)(nil),     // 41: imageproc.v1.RenewLeaseRequest
-	(*RenewLeaseResponse)(nil),    // 42: imageproc.v1.RenewLeaseResponse
-	(*CompleteTaskRequest)(nil),   // 43: imageproc.v1.CompleteTaskRequest
-	(*CompleteTaskResponse)(nil),  // 44: imageproc.v1.CompleteTaskResponse
-	(*FailTaskRequest)(nil),       // 45: imageproc.v1.FailTaskRequest
-	(*FailTaskResponse)(nil),      // 46: imageproc.v1.FailTaskResponse
-	(*ReleaseTaskRequest)(nil),    // 47: imageproc.v1.ReleaseTaskRequest
-	(*ReleaseTaskResponse)(nil),   // 48: imageproc.v1.ReleaseTaskResponse
-	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 50: google.protobuf.Duration
+	(ResizeMode)(0),                // 0: imageproc.v1.ResizeMode
+	(FlipDirection)(0),             // 1: imageproc.v1.FlipDirection
+	(Format)(0),                    // 2: imageproc.v1.Format
+	(TaskState)(0),                 // 3: imageproc.v1.TaskState
+	(*Image)(nil),                  // 4: imageproc.v1.Image
+	(*Variant)(nil),                // 5: imageproc.v1.Variant
+	(*Operation)(nil),              // 6: imageproc.v1.Operation
+	(*Resize)(nil),                 // 7: imageproc.v1.Resize
+	(*Thumbnail)(nil),              // 8: imageproc.v1.Thumbnail
+	(*Crop)(nil),                   // 9: imageproc.v1.Crop
+	(*Rotate)(nil),                 // 10: imageproc.v1.Rotate
+	(*Flip)(nil),                   // 11: imageproc.v1.Flip
+	(*Grayscale)(nil),              // 12: imageproc.v1.Grayscale
+	(*Blur)(nil),                   // 13: imageproc.v1.Blur
+	(*Sharpen)(nil),                // 14: imageproc.v1.Sharpen
+	(*Output)(nil),                 // 15: imageproc.v1.Output
+	(*UploadRequest)(nil),          // 16: imageproc.v1.UploadRequest
+	(*UploadMetadata)(nil),         // 17: imageproc.v1.UploadMetadata
+	(*UploadResponse)(nil),         // 18: imageproc.v1.UploadResponse
+	(*GetImageRequest)(nil),        // 19: imageproc.v1.GetImageRequest
+	(*GetImageResponse)(nil),       // 20: imageproc.v1.GetImageResponse
+	(*ListImagesRequest)(nil),      // 21: imageproc.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),     // 22: imageproc.v1.ListImagesResponse
+	(*DownloadRequest)(nil),        // 23: imageproc.v1.DownloadRequest
+	(*DownloadResponse)(nil),       // 24: imageproc.v1.DownloadResponse
+	(*BlobInfo)(nil),               // 25: imageproc.v1.BlobInfo
+	(*TransformRequest)(nil),       // 26: imageproc.v1.TransformRequest
+	(*TransformResponse)(nil),      // 27: imageproc.v1.TransformResponse
+	(*UploadVariantRequest)(nil),   // 28: imageproc.v1.UploadVariantRequest
+	(*UploadVariantMetadata)(nil),  // 29: imageproc.v1.UploadVariantMetadata
+	(*UploadVariantResponse)(nil),  // 30: imageproc.v1.UploadVariantResponse
+	(*DeleteImageRequest)(nil),     // 31: imageproc.v1.DeleteImageRequest
+	(*DeleteImageResponse)(nil),    // 32: imageproc.v1.DeleteImageResponse
+	(*CollectGarbageRequest)(nil),  // 33: imageproc.v1.CollectGarbageRequest
+	(*CollectGarbageResponse)(nil), // 34: imageproc.v1.CollectGarbageResponse
+	(*Batch)(nil),                  // 35: imageproc.v1.Batch
+	(*Task)(nil),                   // 36: imageproc.v1.Task
+	(*SubmitBatchRequest)(nil),     // 37: imageproc.v1.SubmitBatchRequest
+	(*SubmitBatchResponse)(nil),    // 38: imageproc.v1.SubmitBatchResponse
+	(*GetBatchRequest)(nil),        // 39: imageproc.v1.GetBatchRequest
+	(*GetBatchResponse)(nil),       // 40: imageproc.v1.GetBatchResponse
+	(*ClaimTasksRequest)(nil),      // 41: imageproc.v1.ClaimTasksRequest
+	(*ClaimTasksResponse)(nil),     // 42: imageproc.v1.ClaimTasksResponse
+	(*RenewLeaseRequest)(nil),      // 43: imageproc.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),     // 44: imageproc.v1.RenewLeaseResponse
+	(*CompleteTaskRequest)(nil),    // 45: imageproc.v1.CompleteTaskRequest
+	(*CompleteTaskResponse)(nil),   // 46: imageproc.v1.CompleteTaskResponse
+	(*FailTaskRequest)(nil),        // 47: imageproc.v1.FailTaskRequest
+	(*FailTaskResponse)(nil),       // 48: imageproc.v1.FailTaskResponse
+	(*ReleaseTaskRequest)(nil),     // 49: imageproc.v1.ReleaseTaskRequest
+	(*ReleaseTaskResponse)(nil),    // 50: imageproc.v1.ReleaseTaskResponse
+	(*timestamppb.Timestamp)(nil),  // 51: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 52: google.protobuf.Duration
 }
 var file_imageproc_v1_imageproc_proto_depIdxs = []int32{
-	49, // 0: imageproc.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	49, // 1: imageproc.v1.Variant.create_time:type_name -> google.protobuf.Timestamp
+	51, // 0: imageproc.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	51, // 1: imageproc.v1.Variant.create_time:type_name -> google.protobuf.Timestamp
 	7,  // 2: imageproc.v1.Operation.resize:type_name -> imageproc.v1.Resize
 	8,  // 3: imageproc.v1.Operation.thumbnail:type_name -> imageproc.v1.Thumbnail
 	9,  // 4: imageproc.v1.Operation.crop:type_name -> imageproc.v1.Crop
@@ -3253,51 +3417,55 @@ var file_imageproc_v1_imageproc_proto_depIdxs = []int32{
 	5,  // 21: imageproc.v1.TransformResponse.variant:type_name -> imageproc.v1.Variant
 	29, // 22: imageproc.v1.UploadVariantRequest.metadata:type_name -> imageproc.v1.UploadVariantMetadata
 	5,  // 23: imageproc.v1.UploadVariantResponse.variant:type_name -> imageproc.v1.Variant
-	49, // 24: imageproc.v1.Batch.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 25: imageproc.v1.Task.state:type_name -> imageproc.v1.TaskState
-	49, // 26: imageproc.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 27: imageproc.v1.SubmitBatchRequest.operations:type_name -> imageproc.v1.Operation
-	15, // 28: imageproc.v1.SubmitBatchRequest.output:type_name -> imageproc.v1.Output
-	33, // 29: imageproc.v1.SubmitBatchResponse.batch:type_name -> imageproc.v1.Batch
-	33, // 30: imageproc.v1.GetBatchResponse.batch:type_name -> imageproc.v1.Batch
-	50, // 31: imageproc.v1.ClaimTasksRequest.lease:type_name -> google.protobuf.Duration
-	34, // 32: imageproc.v1.ClaimTasksResponse.tasks:type_name -> imageproc.v1.Task
-	50, // 33: imageproc.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
-	49, // 34: imageproc.v1.RenewLeaseResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 35: imageproc.v1.FailTaskResponse.state:type_name -> imageproc.v1.TaskState
-	16, // 36: imageproc.v1.ImageService.Upload:input_type -> imageproc.v1.UploadRequest
-	19, // 37: imageproc.v1.ImageService.GetImage:input_type -> imageproc.v1.GetImageRequest
-	21, // 38: imageproc.v1.ImageService.ListImages:input_type -> imageproc.v1.ListImagesRequest
-	23, // 39: imageproc.v1.ImageService.Download:input_type -> imageproc.v1.DownloadRequest
-	26, // 40: imageproc.v1.ImageService.Transform:input_type -> imageproc.v1.TransformRequest
-	28, // 41: imageproc.v1.ImageService.UploadVariant:input_type -> imageproc.v1.UploadVariantRequest
-	31, // 42: imageproc.v1.ImageService.DeleteImage:input_type -> imageproc.v1.DeleteImageRequest
-	35, // 43: imageproc.v1.QueueService.SubmitBatch:input_type -> imageproc.v1.SubmitBatchRequest
-	37, // 44: imageproc.v1.QueueService.GetBatch:input_type -> imageproc.v1.GetBatchRequest
-	39, // 45: imageproc.v1.QueueService.ClaimTasks:input_type -> imageproc.v1.ClaimTasksRequest
-	41, // 46: imageproc.v1.QueueService.RenewLease:input_type -> imageproc.v1.RenewLeaseRequest
-	43, // 47: imageproc.v1.QueueService.CompleteTask:input_type -> imageproc.v1.CompleteTaskRequest
-	45, // 48: imageproc.v1.QueueService.FailTask:input_type -> imageproc.v1.FailTaskRequest
-	47, // 49: imageproc.v1.QueueService.ReleaseTask:input_type -> imageproc.v1.ReleaseTaskRequest
-	18, // 50: imageproc.v1.ImageService.Upload:output_type -> imageproc.v1.UploadResponse
-	20, // 51: imageproc.v1.ImageService.GetImage:output_type -> imageproc.v1.GetImageResponse
-	22, // 52: imageproc.v1.ImageService.ListImages:output_type -> imageproc.v1.ListImagesResponse
-	24, // 53: imageproc.v1.ImageService.Download:output_type -> imageproc.v1.DownloadResponse
-	27, // 54: imageproc.v1.ImageService.Transform:output_type -> imageproc.v1.TransformResponse
-	30, // 55: imageproc.v1.ImageService.UploadVariant:output_type -> imageproc.v1.UploadVariantResponse
-	32, // 56: imageproc.v1.ImageService.DeleteImage:output_type -> imageproc.v1.DeleteImageResponse
-	36, // 57: imageproc.v1.QueueService.SubmitBatch:output_type -> imageproc.v1.SubmitBatchResponse
-	38, // 58: imageproc.v1.QueueService.GetBatch:output_type -> imageproc.v1.GetBatchResponse
-	40, // 59: imageproc.v1.QueueService.ClaimTasks:output_type -> imageproc.v1.ClaimTasksResponse
-	42, // 60: imageproc.v1.QueueService.RenewLease:output_type -> imageproc.v1.RenewLeaseResponse
-	44, // 61: imageproc.v1.QueueService.CompleteTask:output_type -> imageproc.v1.CompleteTaskResponse
-	46, // 62: imageproc.v1.QueueService.FailTask:output_type -> imageproc.v1.FailTaskResponse
-	48, // 63: imageproc.v1.QueueService.ReleaseTask:output_type -> imageproc.v1.ReleaseTaskResponse
-	50, // [50:64] is the sub-list for method output_type
-	36, // [36:50] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	52, // 24: imageproc.v1.CollectGarbageRequest.variant_max_age:type_name -> google.protobuf.Duration
+	52, // 25: imageproc.v1.CollectGarbageRequest.blob_min_age:type_name -> google.protobuf.Duration
+	51, // 26: imageproc.v1.Batch.create_time:type_name -> google.protobuf.Timestamp
+	3,  // 27: imageproc.v1.Task.state:type_name -> imageproc.v1.TaskState
+	51, // 28: imageproc.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 29: imageproc.v1.SubmitBatchRequest.operations:type_name -> imageproc.v1.Operation
+	15, // 30: imageproc.v1.SubmitBatchRequest.output:type_name -> imageproc.v1.Output
+	35, // 31: imageproc.v1.SubmitBatchResponse.batch:type_name -> imageproc.v1.Batch
+	35, // 32: imageproc.v1.GetBatchResponse.batch:type_name -> imageproc.v1.Batch
+	52, // 33: imageproc.v1.ClaimTasksRequest.lease:type_name -> google.protobuf.Duration
+	36, // 34: imageproc.v1.ClaimTasksResponse.tasks:type_name -> imageproc.v1.Task
+	52, // 35: imageproc.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
+	51, // 36: imageproc.v1.RenewLeaseResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 37: imageproc.v1.FailTaskResponse.state:type_name -> imageproc.v1.TaskState
+	16, // 38: imageproc.v1.ImageService.Upload:input_type -> imageproc.v1.UploadRequest
+	19, // 39: imageproc.v1.ImageService.GetImage:input_type -> imageproc.v1.GetImageRequest
+	21, // 40: imageproc.v1.ImageService.ListImages:input_type -> imageproc.v1.ListImagesRequest
+	23, // 41: imageproc.v1.ImageService.Download:input_type -> imageproc.v1.DownloadRequest
+	26, // 42: imageproc.v1.ImageService.Transform:input_type -> imageproc.v1.TransformRequest
+	28, // 43: imageproc.v1.ImageService.UploadVariant:input_type -> imageproc.v1.UploadVariantRequest
+	31, // 44: imageproc.v1.ImageService.DeleteImage:input_type -> imageproc.v1.DeleteImageRequest
+	33, // 45: imageproc.v1.ImageService.CollectGarbage:input_type -> imageproc.v1.CollectGarbageRequest
+	37, // 46: imageproc.v1.QueueService.SubmitBatch:input_type -> imageproc.v1.SubmitBatchRequest
+	39, // 47: imageproc.v1.QueueService.GetBatch:input_type -> imageproc.v1.GetBatchRequest
+	41, // 48: imageproc.v1.QueueService.ClaimTasks:input_type -> imageproc.v1.ClaimTasksRequest
+	43, // 49: imageproc.v1.QueueService.RenewLease:input_type -> imageproc.v1.RenewLeaseRequest
+	45, // 50: imageproc.v1.QueueService.CompleteTask:input_type -> imageproc.v1.CompleteTaskRequest
+	47, // 51: imageproc.v1.QueueService.FailTask:input_type -> imageproc.v1.FailTaskRequest
+	49, // 52: imageproc.v1.QueueService.ReleaseTask:input_type -> imageproc.v1.ReleaseTaskRequest
+	18, // 53: imageproc.v1.ImageService.Upload:output_type -> imageproc.v1.UploadResponse
+	20, // 54: imageproc.v1.ImageService.GetImage:output_type -> imageproc.v1.GetImageResponse
+	22, // 55: imageproc.v1.ImageService.ListImages:output_type -> imageproc.v1.ListImagesResponse
+	24, // 56: imageproc.v1.ImageService.Download:output_type -> imageproc.v1.DownloadResponse
+	27, // 57: imageproc.v1.ImageService.Transform:output_type -> imageproc.v1.TransformResponse
+	30, // 58: imageproc.v1.ImageService.UploadVariant:output_type -> imageproc.v1.UploadVariantResponse
+	32, // 59: imageproc.v1.ImageService.DeleteImage:output_type -> imageproc.v1.DeleteImageResponse
+	34, // 60: imageproc.v1.ImageService.CollectGarbage:output_type -> imageproc.v1.CollectGarbageResponse
+	38, // 61: imageproc.v1.QueueService.SubmitBatch:output_type -> imageproc.v1.SubmitBatchResponse
+	40, // 62: imageproc.v1.QueueService.GetBatch:output_type -> imageproc.v1.GetBatchResponse
+	42, // 63: imageproc.v1.QueueService.ClaimTasks:output_type -> imageproc.v1.ClaimTasksResponse
+	44, // 64: imageproc.v1.QueueService.RenewLease:output_type -> imageproc.v1.RenewLeaseResponse
+	46, // 65: imageproc.v1.QueueService.CompleteTask:output_type -> imageproc.v1.CompleteTaskResponse
+	48, // 66: imageproc.v1.QueueService.FailTask:output_type -> imageproc.v1.FailTaskResponse
+	50, // 67: imageproc.v1.QueueService.ReleaseTask:output_type -> imageproc.v1.ReleaseTaskResponse
+	53, // [53:68] is the sub-list for method output_type
+	38, // [38:53] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_imageproc_v1_imageproc_proto_init() }
@@ -3333,7 +3501,7 @@ func file_imageproc_v1_imageproc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_imageproc_v1_imageproc_proto_rawDesc), len(file_imageproc_v1_imageproc_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

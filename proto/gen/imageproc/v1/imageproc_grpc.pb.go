@@ -27,13 +27,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ImageService_Upload_FullMethodName        = "/imageproc.v1.ImageService/Upload"
-	ImageService_GetImage_FullMethodName      = "/imageproc.v1.ImageService/GetImage"
-	ImageService_ListImages_FullMethodName    = "/imageproc.v1.ImageService/ListImages"
-	ImageService_Download_FullMethodName      = "/imageproc.v1.ImageService/Download"
-	ImageService_Transform_FullMethodName     = "/imageproc.v1.ImageService/Transform"
-	ImageService_UploadVariant_FullMethodName = "/imageproc.v1.ImageService/UploadVariant"
-	ImageService_DeleteImage_FullMethodName   = "/imageproc.v1.ImageService/DeleteImage"
+	ImageService_Upload_FullMethodName         = "/imageproc.v1.ImageService/Upload"
+	ImageService_GetImage_FullMethodName       = "/imageproc.v1.ImageService/GetImage"
+	ImageService_ListImages_FullMethodName     = "/imageproc.v1.ImageService/ListImages"
+	ImageService_Download_FullMethodName       = "/imageproc.v1.ImageService/Download"
+	ImageService_Transform_FullMethodName      = "/imageproc.v1.ImageService/Transform"
+	ImageService_UploadVariant_FullMethodName  = "/imageproc.v1.ImageService/UploadVariant"
+	ImageService_DeleteImage_FullMethodName    = "/imageproc.v1.ImageService/DeleteImage"
+	ImageService_CollectGarbage_FullMethodName = "/imageproc.v1.ImageService/CollectGarbage"
 )
 
 // ImageServiceClient is the client API for ImageService service.
@@ -63,6 +64,11 @@ type ImageServiceClient interface {
 	UploadVariant(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadVariantRequest, UploadVariantResponse], error)
 	// DeleteImage removes a photo, its variants and its queued tasks.
 	DeleteImage(ctx context.Context, in *DeleteImageRequest, opts ...grpc.CallOption) (*DeleteImageResponse, error)
+	// CollectGarbage deletes variants older than variant_max_age, then the
+	// blobs no photo or variant refers to: those of deleted variants, and
+	// those a crash left between writing a blob and recording it. The
+	// maintenance CronJob calls it; running it twice, or two at once, is safe.
+	CollectGarbage(ctx context.Context, in *CollectGarbageRequest, opts ...grpc.CallOption) (*CollectGarbageResponse, error)
 }
 
 type imageServiceClient struct {
@@ -158,6 +164,16 @@ func (c *imageServiceClient) DeleteImage(ctx context.Context, in *DeleteImageReq
 	return out, nil
 }
 
+func (c *imageServiceClient) CollectGarbage(ctx context.Context, in *CollectGarbageRequest, opts ...grpc.CallOption) (*CollectGarbageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectGarbageResponse)
+	err := c.cc.Invoke(ctx, ImageService_CollectGarbage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ImageServiceServer is the server API for ImageService service.
 // All implementations must embed UnimplementedImageServiceServer
 // for forward compatibility.
@@ -185,6 +201,11 @@ type ImageServiceServer interface {
 	UploadVariant(grpc.ClientStreamingServer[UploadVariantRequest, UploadVariantResponse]) error
 	// DeleteImage removes a photo, its variants and its queued tasks.
 	DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error)
+	// CollectGarbage deletes variants older than variant_max_age, then the
+	// blobs no photo or variant refers to: those of deleted variants, and
+	// those a crash left between writing a blob and recording it. The
+	// maintenance CronJob calls it; running it twice, or two at once, is safe.
+	CollectGarbage(context.Context, *CollectGarbageRequest) (*CollectGarbageResponse, error)
 	mustEmbedUnimplementedImageServiceServer()
 }
 
@@ -215,6 +236,9 @@ func (UnimplementedImageServiceServer) UploadVariant(grpc.ClientStreamingServer[
 }
 func (UnimplementedImageServiceServer) DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteImage not implemented")
+}
+func (UnimplementedImageServiceServer) CollectGarbage(context.Context, *CollectGarbageRequest) (*CollectGarbageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CollectGarbage not implemented")
 }
 func (UnimplementedImageServiceServer) mustEmbedUnimplementedImageServiceServer() {}
 func (UnimplementedImageServiceServer) testEmbeddedByValue()                      {}
@@ -334,6 +358,24 @@ func _ImageService_DeleteImage_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ImageService_CollectGarbage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectGarbageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).CollectGarbage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_CollectGarbage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).CollectGarbage(ctx, req.(*CollectGarbageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ImageService_ServiceDesc is the grpc.ServiceDesc for ImageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -356,6 +398,10 @@ var ImageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteImage",
 			Handler:    _ImageService_DeleteImage_Handler,
+		},
+		{
+			MethodName: "CollectGarbage",
+			Handler:    _ImageService_CollectGarbage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // ErrTooLarge is returned by Writer.Write past the writer's limit.
@@ -131,13 +132,21 @@ func (d *Dir) Remove(sum string) error {
 	return nil
 }
 
-// Walk calls fn with the sum of every committed blob.
-func (d *Dir) Walk(fn func(sum string) error) error {
+// Walk calls fn with the sum, size and modification time of every
+// committed blob.
+func (d *Dir) Walk(fn func(sum string, size int64, modTime time.Time) error) error {
 	return filepath.WalkDir(filepath.Join(d.root, "sha256"), func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
 		}
-		return fn(e.Name())
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while walking
+		}
+		if err != nil {
+			return err
+		}
+		return fn(e.Name(), info.Size(), info.ModTime())
 	})
 }
 
@@ -199,6 +208,13 @@ func (w *Writer) Commit() (string, error) {
 	}
 	final, _ := w.dir.path(sum)
 	if _, err := os.Stat(final); err == nil {
+		// The content is already there. Touch it: garbage collection
+		// spares blobs modified recently, and this one is about to be
+		// referenced again.
+		now := time.Now()
+		if err := os.Chtimes(final, now, now); err != nil {
+			return "", fmt.Errorf("touch existing blob: %w", err)
+		}
 		return sum, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {

@@ -84,7 +84,11 @@ func (q *Queue) ClaimTasks(ctx context.Context, req *imageprocv1.ClaimTasksReque
 	if err != nil {
 		return nil, toStatus(ctx, q.log, "claim tasks", err)
 	}
-	resp := &imageprocv1.ClaimTasksResponse{}
+	open, err := q.store.OpenTasks(ctx, int(req.GetShardIndex()), int(req.GetShardCount()))
+	if err != nil {
+		return nil, toStatus(ctx, q.log, "count open tasks", err)
+	}
+	resp := &imageprocv1.ClaimTasksResponse{OpenTasks: int32(open)}
 	for _, t := range tasks {
 		resp.Tasks = append(resp.Tasks, taskToProto(t))
 	}

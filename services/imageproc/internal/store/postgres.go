@@ -180,6 +180,18 @@ func (p *Postgres) BlobInUse(ctx context.Context, sum string) (bool, error) {
 	return used, nil
 }
 
+func (p *Postgres) ExpireVariants(ctx context.Context, before time.Time, keep []string) ([]string, error) {
+	rows, err := p.pool.Query(ctx, `DELETE FROM variants WHERE created_at < $1 AND NOT (spec = ANY($2)) RETURNING sha256`, before, keep)
+	if err != nil {
+		return nil, fmt.Errorf("expire variants: %w", err)
+	}
+	sums, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("expire variants: %w", err)
+	}
+	return sums, nil
+}
+
 const variantCols = `image_id, spec, content_type, size_bytes, width, height, sha256, created_at`
 
 func scanVariant(row pgx.Row) (Variant, error) {
@@ -312,6 +324,16 @@ func (p *Postgres) ClaimTasks(ctx context.Context, c Claim) ([]Task, error) {
 	}
 	slices.SortFunc(tasks, func(a, b Task) int { return cmp.Compare(a.ID, b.ID) })
 	return tasks, nil
+}
+
+func (p *Postgres) OpenTasks(ctx context.Context, shardIndex, shardCount int) (int, error) {
+	var n int
+	err := p.pool.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE state IN ('pending', 'leased') AND ($1 = 0 OR id % $1 = $2)`,
+		shardCount, shardIndex).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count open tasks: %w", err)
+	}
+	return n, nil
 }
 
 // claimSQL leases the next tasks. The inner SELECT walks the tasks_open

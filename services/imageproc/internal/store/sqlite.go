@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"cmp"
 	"context"
 	"database/sql"
@@ -180,6 +181,20 @@ func (s *SQLite) BlobInUse(ctx context.Context, sum string) (bool, error) {
 	return used, wrap("check blob use", err)
 }
 
+func (s *SQLite) ExpireVariants(ctx context.Context, before time.Time, keep []string) ([]string, error) {
+	keepJSON, err := json.Marshal(append([]string{}, keep...))
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `DELETE FROM variants WHERE created_at < ?
+		AND spec NOT IN (SELECT value FROM json_each(?)) RETURNING sha256`, nanos(before), string(keepJSON))
+	sums, err := collect(rows, err, func(r scanner) (string, error) {
+		var v string
+		return v, r.Scan(&v)
+	})
+	return sums, wrap("expire variants", err)
+}
+
 func (s *SQLite) PutVariant(ctx context.Context, v Variant) (Variant, bool, error) {
 	if _, err := s.GetImage(ctx, v.ImageID); err != nil {
 		return Variant{}, false, err
@@ -281,6 +296,13 @@ func (s *SQLite) ClaimTasks(ctx context.Context, c Claim) ([]Task, error) {
 	}
 	slices.SortFunc(tasks, func(a, b Task) int { return cmp.Compare(a.ID, b.ID) })
 	return tasks, nil
+}
+
+func (s *SQLite) OpenTasks(ctx context.Context, shardIndex, shardCount int) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM tasks WHERE state IN ('pending', 'leased') AND (?1 = 0 OR id % ?1 = ?2)`,
+		shardCount, shardIndex).Scan(&n)
+	return n, wrap("count open tasks", err)
 }
 
 const sqliteHeld = `id = ?1 AND state = 'leased' AND lease_owner = ?2 AND lease_expires_at >= ?3`

@@ -106,6 +106,9 @@ type Store interface {
 	DeleteImage(ctx context.Context, id string) ([]string, error)
 	// BlobInUse reports whether any image or variant refers to sum.
 	BlobInUse(ctx context.Context, sum string) (bool, error)
+	// ExpireVariants deletes the variants created before before, except
+	// those whose spec is in keep, and returns their SHA-256s.
+	ExpireVariants(ctx context.Context, before time.Time, keep []string) ([]string, error)
 
 	// PutVariant stores v unless (ImageID, Spec) exists; either way it
 	// returns the stored variant and whether this call created it.
@@ -121,6 +124,9 @@ type Store interface {
 	// to one worker; never one task to two workers. Each claim counts as an
 	// attempt; a task whose lease expires after its last attempt is failed.
 	ClaimTasks(ctx context.Context, c Claim) ([]Task, error)
+	// OpenTasks counts the tasks in a shard (shardCount 0: all) that are
+	// pending or leased: the work not yet finished.
+	OpenTasks(ctx context.Context, shardIndex, shardCount int) (int, error)
 	RenewLease(ctx context.Context, taskID int64, worker string, lease time.Duration) (time.Time, error)
 	CompleteTask(ctx context.Context, taskID int64, worker string) error
 	// FailTask records msg and returns Pending if the task will be retried

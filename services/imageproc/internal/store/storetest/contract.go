@@ -33,6 +33,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"FailAndMaxAttempts", testFail},
 		{"ReleaseDoesNotCountAttempt", testRelease},
 		{"Shards", testShards},
+		{"OpenTasksCountsUnfinishedWork", testOpenTasks},
+		{"ExpireVariants", testExpireVariants},
 		{"ConcurrentClaimersNeverShare", testConcurrentClaims},
 	}
 	for _, tt := range tests {
@@ -359,6 +361,68 @@ func testShards(t *testing.T, f Factory) {
 	}
 	if len(seen) != 9 {
 		t.Fatalf("shards covered %d of 9 tasks", len(seen))
+	}
+}
+
+func testOpenTasks(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 4)
+	c := ctx(t)
+	open := func(index, count int) int {
+		t.Helper()
+		n, err := s.OpenTasks(c, index, count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if open(0, 0) != 0 {
+		t.Fatal("open tasks before any batch")
+	}
+	if _, err := s.CreateBatch(c, "b", "s", nil); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 2, Lease: time.Minute})
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("claim: %v %v", ts, err)
+	}
+	// Leased tasks are still open work: a worker must not exit on them.
+	if open(0, 0) != 4 || open(0, 2)+open(1, 2) != 4 {
+		t.Fatalf("open = %d (shards %d+%d), want 4", open(0, 0), open(0, 2), open(1, 2))
+	}
+	if err := s.CompleteTask(c, ts[0].ID, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FailTask(c, ts[1].ID, "w", "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if open(0, 0) != 3 { // the failed one goes back to pending
+		t.Fatalf("open after complete and fail = %d, want 3", open(0, 0))
+	}
+}
+
+func testExpireVariants(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 1)
+	c := ctx(t)
+	for _, spec := range []string{"thumbnail(256)|format(jpeg,85)", "grayscale|format(png)"} {
+		if _, _, err := s.PutVariant(c, store.Variant{ImageID: "img00000", Spec: spec, ContentType: "image/png", SHA256: "sum-" + spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing is older than an hour ago.
+	if sums, err := s.ExpireVariants(c, time.Now().Add(-time.Hour), nil); err != nil || len(sums) != 0 {
+		t.Fatalf("expired %v, %v", sums, err)
+	}
+	sums, err := s.ExpireVariants(c, time.Now().Add(time.Second), []string{"thumbnail(256)|format(jpeg,85)"})
+	if err != nil || len(sums) != 1 || sums[0] != "sum-grayscale|format(png)" {
+		t.Fatalf("expired %v, %v; want only the grayscale variant", sums, err)
+	}
+	if vs, _ := s.ListVariants(c, "img00000"); len(vs) != 1 || vs[0].Spec != "thumbnail(256)|format(jpeg,85)" {
+		t.Fatalf("left %+v", vs)
+	}
+	if used, _ := s.BlobInUse(c, "sum-grayscale|format(png)"); used {
+		t.Fatal("the expired variant's blob is still referenced")
 	}
 }
 
