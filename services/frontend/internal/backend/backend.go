@@ -6,26 +6,22 @@ package backend
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+	"github.com/kubelab/kubelab/services/platform/grpcclient"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
 )
 
-// Balancing policies. RoundRobin over a headless Service spreads calls over
-// every imageproc pod; PickFirst over a ClusterIP Service sends every call
-// down one HTTP/2 connection, so one pod gets all of them (the demo).
+// Balancing policies, see grpcclient.
 const (
-	RoundRobin = "round_robin"
-	PickFirst  = "pick_first"
+	RoundRobin = grpcclient.RoundRobin
+	PickFirst  = grpcclient.PickFirst
 )
 
 // Options say where imageproc is and how to talk to it.
@@ -50,54 +46,27 @@ type Client struct {
 	conn *grpc.ClientConn
 }
 
-// serviceConfig picks the balancer and retries the calls that are safe to
-// repeat: reads, and Transform, whose result is keyed by image and spec so
-// doing it twice stores one variant. Uploads and batch submissions are not
-// retried: a retry after a lost answer could store a second copy.
-func serviceConfig(balancing string) string {
-	return fmt.Sprintf(`{
-  "loadBalancingConfig": [{%q: {}}],
-  "methodConfig": [{
-    "name": [
-      {"service": "imageproc.v1.ImageService", "method": "GetImage"},
-      {"service": "imageproc.v1.ImageService", "method": "ListImages"},
-      {"service": "imageproc.v1.ImageService", "method": "Download"},
-      {"service": "imageproc.v1.ImageService", "method": "Transform"},
-      {"service": "imageproc.v1.QueueService", "method": "GetBatch"},
-      {"service": "grpc.health.v1.Health", "method": "Check"}
-    ],
-    "retryPolicy": {
-      "maxAttempts": 3,
-      "initialBackoff": "0.05s",
-      "maxBackoff": "0.5s",
-      "backoffMultiplier": 2,
-      "retryableStatusCodes": ["UNAVAILABLE"]
-    }
-  }]
-}`, balancing)
+// retried are the calls safe to repeat: reads, and Transform, whose result
+// is keyed by image and spec so doing it twice stores one variant. Uploads
+// and batch submissions are not retried: a retry after a lost answer could
+// store a second copy.
+var retried = []grpcclient.Method{
+	{Service: "imageproc.v1.ImageService", Method: "GetImage"},
+	{Service: "imageproc.v1.ImageService", Method: "ListImages"},
+	{Service: "imageproc.v1.ImageService", Method: "Download"},
+	{Service: "imageproc.v1.ImageService", Method: "Transform"},
+	{Service: "imageproc.v1.QueueService", Method: "GetBatch"},
+	{Service: "grpc.health.v1.Health", Method: "Check"},
 }
 
 // Dial creates the client. It does not wait for imageproc: the connection
 // is made on first use and re-made when pods come and go.
 func Dial(opts Options) (*Client, error) {
-	if opts.Balancing != RoundRobin && opts.Balancing != PickFirst {
-		return nil, fmt.Errorf("IMAGEPROC_BALANCING=%q: want %s or %s", opts.Balancing, RoundRobin, PickFirst)
-	}
-	if opts.Balancing == RoundRobin && !manyAddresses(opts.Target) {
-		// Round robin over one address balances nothing: say so at start.
-		return nil, fmt.Errorf("IMAGEPROC_ADDR=%q: round_robin needs a dns:/// target that resolves to every pod (a headless Service)", opts.Target)
-	}
-	conn, err := grpc.NewClient(opts.Target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(serviceConfig(opts.Balancing)),
-		// Pings find a dead connection (a pod that vanished without a
-		// FIN) in seconds rather than at the next call's deadline.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 5 * time.Second}),
+	conn, err := grpcclient.Dial(opts.Target, opts.Balancing, retried,
 		grpc.WithChainUnaryInterceptor(recordUnary),
-		grpc.WithChainStreamInterceptor(recordStream),
-	)
+		grpc.WithChainStreamInterceptor(recordStream))
 	if err != nil {
-		return nil, fmt.Errorf("imageproc client for IMAGEPROC_ADDR=%q: %w", opts.Target, err)
+		return nil, fmt.Errorf("imageproc (IMAGEPROC_ADDR, IMAGEPROC_BALANCING): %w", err)
 	}
 	return &Client{
 		Images: imageprocv1.NewImageServiceClient(conn),
@@ -106,18 +75,6 @@ func Dial(opts Options) (*Client, error) {
 		opts:   opts,
 		conn:   conn,
 	}, nil
-}
-
-// manyAddresses reports whether target's resolver can return several
-// addresses: DNS (a headless Service has one A record per ready pod) or an
-// explicit ipv4:/ipv6: list.
-func manyAddresses(target string) bool {
-	for _, scheme := range []string{"dns:", "ipv4:", "ipv6:"} {
-		if strings.HasPrefix(target, scheme) {
-			return true
-		}
-	}
-	return false
 }
 
 // Close closes the connection.

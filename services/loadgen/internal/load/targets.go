@@ -13,12 +13,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/loadgen/internal/stats"
+	"github.com/kubelab/kubelab/services/platform/grpcclient"
 )
 
 // HTTP calls a frontend URL and reads who answered from its headers.
@@ -95,10 +95,10 @@ type GRPC struct {
 // connection (one pod answers everything), round_robin over a dns:///
 // target spreads calls over every address.
 func NewGRPC(target, balancing string) (*GRPC, error) {
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig": [{%q: {}}]}`, balancing)))
+	// No retries: loadgen reports what a client without them would see.
+	conn, err := grpcclient.Dial(target, balancing, nil)
 	if err != nil {
-		return nil, fmt.Errorf("gRPC target %q: %w", target, err)
+		return nil, fmt.Errorf("--target, --balancing: %w", err)
 	}
 	return &GRPC{conn: conn, images: imageprocv1.NewImageServiceClient(conn)}, nil
 }
