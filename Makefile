@@ -17,8 +17,8 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/kubelab/kubelab/services/platform/build.Version=$(VERSION) \
             -X github.com/kubelab/kubelab/services/platform/build.Revision=$(REVISION)
 
-SERVICES := imageproc frontend loadgen
-PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/... ./services/loadgen/...
+SERVICES := imageproc frontend loadgen worker
+PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/... ./services/loadgen/... ./services/worker/...
 DATA     := .data
 
 .PHONY: help

@@ -1,0 +1,436 @@
+// Package work is the worker's loop: claim tasks from imageproc's queue
+// with a lease, keep the lease alive while working, download the photo, run
+// the shared pipeline, upload the variant, complete the task.
+//
+// Nothing here is done twice in effect: a variant is keyed by image and
+// canonical spec, so a task redone after a crash stores nothing new, and
+// completing a task needs the lease, which only one worker holds.
+package work
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+	"github.com/kubelab/kubelab/services/imageproc/pipeline"
+)
+
+// Config is how a worker claims and works.
+type Config struct {
+	// Name owns the leases: the pod name, unique among workers.
+	Name string
+	// Concurrency is how many tasks run at once; Batch bounds one claim.
+	Concurrency, Batch int
+	Lease              time.Duration
+	// ShardIndex of ShardCount (0: no sharding) selects an Indexed Job
+	// pod's share of the queue.
+	ShardIndex, ShardCount int
+	MaxPixels              int64
+	// Wait bounds how long imageproc may stay unreachable before Run
+	// gives up with ErrUnreachable.
+	Wait time.Duration
+	// Finish bounds how long tasks in progress may continue after the
+	// stop; then they are cancelled and released.
+	Finish time.Duration
+	// Poll is how often to look again while other workers hold the last
+	// tasks (their leases may expire and need redoing).
+	Poll time.Duration
+	// Progress is the interval of the progress log line.
+	Progress time.Duration
+}
+
+// ErrUnreachable means imageproc did not answer for Config.Wait: a failure
+// a retry (a new pod, after backoff) can fix.
+var ErrUnreachable = errors.New("imageproc unreachable")
+
+// Stats counts what a run did.
+type Stats struct {
+	Done     int64 `json:"done"`     // completed by this worker
+	Failed   int64 `json:"failed"`   // failed for good (poison)
+	Retried  int64 `json:"retried"`  // failed, to be tried again
+	Released int64 `json:"released"` // given back unfinished (stop, imageproc trouble)
+	Lost     int64 `json:"lost"`     // lease lost to another worker
+}
+
+// Worker runs tasks.
+type Worker struct {
+	cfg     Config
+	images  imageprocv1.ImageServiceClient
+	queue   imageprocv1.QueueServiceClient
+	log     *slog.Logger
+	metrics *Metrics
+
+	done, failed, retried, released, lost atomic.Int64
+	open                                  atomic.Int64
+}
+
+// New returns a Worker. metrics may be nil.
+func New(cfg Config, images imageprocv1.ImageServiceClient, queue imageprocv1.QueueServiceClient, log *slog.Logger, metrics *Metrics) *Worker {
+	return &Worker{cfg: cfg, images: images, queue: queue, log: log, metrics: metrics}
+}
+
+// Stats returns the counts so far.
+func (w *Worker) Stats() Stats {
+	return Stats{Done: w.done.Load(), Failed: w.failed.Load(), Retried: w.retried.Load(), Released: w.released.Load(), Lost: w.lost.Load()}
+}
+
+// Run works until the queue (or its shard) has nothing pending or leased,
+// or ctx ends. When ctx ends it claims nothing more, lets tasks in progress
+// finish for up to Config.Finish, then releases what is left, and returns
+// nil: a stopped worker has failed nothing.
+func (w *Worker) Run(ctx context.Context) error {
+	// Tasks run on their own context, which outlives ctx by Finish.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopAfter := context.AfterFunc(ctx, func() {
+		w.log.Info("stop requested: claiming no more; finishing tasks in progress", "finish_within", w.cfg.Finish.String())
+		time.AfterFunc(w.cfg.Finish, cancelWork)
+	})
+	defer stopAfter()
+
+	tasks := make(chan *imageprocv1.Task)
+	free := make(chan struct{}, w.cfg.Concurrency) // one token per idle slot
+	for range w.cfg.Concurrency {
+		free <- struct{}{}
+	}
+	var slots sync.WaitGroup
+	for range w.cfg.Concurrency {
+		slots.Go(func() {
+			for t := range tasks {
+				w.process(workCtx, t)
+				free <- struct{}{}
+			}
+		})
+	}
+	started := time.Now()
+	progressDone := make(chan struct{})
+	go w.reportProgress(progressDone)
+
+	err := w.claimLoop(ctx, tasks, free)
+	close(tasks)
+	slots.Wait()
+	close(progressDone)
+	w.logProgress("finished", float64(w.done.Load())/time.Since(started).Seconds())
+	return err
+}
+
+func (w *Worker) claimLoop(ctx context.Context, tasks chan<- *imageprocv1.Task, free chan struct{}) error {
+	for {
+		// Claim only what idle slots can start now: a claimed task's lease
+		// is ticking, and it should not wait behind another.
+		n := 0
+		select {
+		case <-free:
+			n = 1
+		case <-ctx.Done():
+			return nil
+		}
+	more:
+		for n < w.cfg.Batch {
+			select {
+			case <-free:
+				n++
+			default:
+				break more
+			}
+		}
+		resp, err := w.claim(ctx, n)
+		switch {
+		case ctx.Err() != nil:
+			return nil // stopped: whatever the claim said, claim no more
+		case err != nil:
+			return err
+		}
+		claimed := resp.GetTasks()
+		w.open.Store(int64(resp.GetOpenTasks()))
+		w.metrics.setOpen(resp.GetOpenTasks())
+		for range n - len(claimed) {
+			free <- struct{}{}
+		}
+		for _, t := range claimed {
+			tasks <- t
+		}
+		if len(claimed) > 0 {
+			continue
+		}
+		if resp.GetOpenTasks() == 0 {
+			return nil // nothing pending, nothing leased: the work is done
+		}
+		// Other workers (or our own slots) hold the remaining leases. Wait:
+		// if one of them died, its lease expires and this worker redoes it.
+		select {
+		case <-time.After(w.cfg.Poll):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// claim asks for up to n tasks, retrying while imageproc is unreachable,
+// for at most Config.Wait.
+func (w *Worker) claim(ctx context.Context, n int) (*imageprocv1.ClaimTasksResponse, error) {
+	req := &imageprocv1.ClaimTasksRequest{Worker: w.cfg.Name, MaxTasks: int32(n), Lease: durationpb.New(w.cfg.Lease),
+		ShardIndex: int32(w.cfg.ShardIndex), ShardCount: int32(w.cfg.ShardCount)}
+	deadline := time.Now().Add(w.cfg.Wait)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := w.queue.ClaimTasks(cctx, req)
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+		if !transient(err) {
+			return nil, fmt.Errorf("claim tasks: %w", err)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("%w for %v (%d attempts): %w", ErrUnreachable, w.cfg.Wait, attempt, err)
+		}
+		w.log.Warn("claim failed; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// transient errors are imageproc (or its database) being briefly away.
+func transient(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
+		return true
+	}
+	return false
+}
+
+// errLeaseLost: another worker owns the task now.
+var errLeaseLost = errors.New("lease lost")
+
+// permanentError is a failure that would repeat on retry: a photo the
+// pipeline rejects, a deleted photo, a bad spec.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+func (w *Worker) process(ctx context.Context, t *imageprocv1.Task) {
+	start := time.Now()
+	log := w.log.With("task", t.GetId(), "image", t.GetImageId(), "spec", t.GetSpec(), "attempt", t.GetAttempts())
+	taskCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	renewing := make(chan struct{})
+	go func() { defer close(renewing); w.renew(taskCtx, t, cancel) }()
+
+	existed, err := w.execute(taskCtx, t)
+	if cause := context.Cause(taskCtx); errors.Is(cause, errLeaseLost) {
+		err = errLeaseLost
+	}
+	cancel(nil)
+	<-renewing
+
+	// Finishing calls use a fresh context: the task's may be cancelled.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer fcancel()
+	var perm permanentError
+	switch {
+	case err == nil:
+		_, cerr := w.queue.CompleteTask(fctx, &imageprocv1.CompleteTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name})
+		switch {
+		case cerr == nil:
+			w.count(&w.done, "done", start)
+			log.Debug("task done", "variant_existed", existed, "seconds", time.Since(start).Seconds())
+		case status.Code(cerr) == codes.FailedPrecondition:
+			// Our lease ran out and another worker has it; the variant
+			// is stored once either way.
+			w.count(&w.lost, "lost", start)
+			log.Warn("lease lost before completing; another worker will complete it", "err", cerr)
+		default:
+			// Unknown outcome: the lease will expire and the task be
+			// redone, harmlessly (the variant exists).
+			w.count(&w.released, "released", start)
+			log.Warn("complete failed; the lease will expire", "err", cerr)
+		}
+	case errors.Is(err, errLeaseLost):
+		w.count(&w.lost, "lost", start)
+		log.Warn("lease lost while working; abandoning the task")
+	case errors.As(err, &perm):
+		resp, ferr := w.queue.FailTask(fctx, &imageprocv1.FailTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name, Error: err.Error()})
+		if ferr != nil {
+			w.count(&w.released, "released", start)
+			log.Warn("recording the failure failed; the lease will expire", "err", ferr, "task_err", err)
+			return
+		}
+		if resp.GetState() == imageprocv1.TaskState_TASK_STATE_FAILED {
+			w.count(&w.failed, "failed", start)
+			log.Error("task failed for good", "err", err)
+		} else {
+			w.count(&w.retried, "retried", start)
+			log.Warn("task failed; it will be retried", "err", err)
+		}
+	default:
+		// Stopped, or imageproc trouble: give it back without using up
+		// an attempt.
+		if _, rerr := w.queue.ReleaseTask(fctx, &imageprocv1.ReleaseTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name}); rerr != nil {
+			log.Warn("release failed; the lease will expire", "err", rerr)
+		}
+		w.count(&w.released, "released", start)
+		log.Info("task released", "err", err)
+	}
+}
+
+func (w *Worker) count(c *atomic.Int64, outcome string, start time.Time) {
+	c.Add(1)
+	w.metrics.observe(outcome, time.Since(start))
+}
+
+// renew extends the lease every third of its length until ctx ends. If
+// the lease is lost, the task is cancelled with errLeaseLost.
+func (w *Worker) renew(ctx context.Context, t *imageprocv1.Task, cancel context.CancelCauseFunc) {
+	tick := time.NewTicker(w.cfg.Lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		rctx, rcancel := context.WithTimeout(ctx, w.cfg.Lease/3)
+		_, err := w.queue.RenewLease(rctx, &imageprocv1.RenewLeaseRequest{TaskId: t.GetId(), Worker: w.cfg.Name, Lease: durationpb.New(w.cfg.Lease)})
+		rcancel()
+		if status.Code(err) == codes.FailedPrecondition {
+			cancel(errLeaseLost)
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("lease renewal failed; retrying at the next tick", "task", t.GetId(), "err", err)
+		}
+	}
+}
+
+// execute makes the variant and uploads it; existed reports that imageproc
+// already had it (the task was redone).
+func (w *Worker) execute(ctx context.Context, t *imageprocv1.Task) (existed bool, err error) {
+	spec, err := pipeline.ParseSpec(t.GetSpec())
+	if err != nil {
+		return false, permanentError{err}
+	}
+	src, err := w.download(ctx, t.GetImageId())
+	if err != nil {
+		return false, err
+	}
+	var out bytes.Buffer
+	if _, err := pipeline.Run(&out, bytes.NewReader(src), spec, w.cfg.MaxPixels); err != nil {
+		return false, permanentError{fmt.Errorf("pipeline: %w", err)}
+	}
+	return w.uploadVariant(ctx, t, out.Bytes())
+}
+
+// maxOriginal bounds what a download may hold in memory.
+const maxOriginal = 512 << 20
+
+func (w *Worker) download(ctx context.Context, imageID string) ([]byte, error) {
+	stream, err := w.images.Download(ctx, &imageprocv1.DownloadRequest{ImageId: imageID})
+	if err != nil {
+		return nil, classify("download", err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return nil, classify("download", err)
+	}
+	size := first.GetInfo().GetSizeBytes()
+	if size <= 0 || size > maxOriginal {
+		return nil, permanentError{fmt.Errorf("download: size %d out of range", size)}
+	}
+	buf := make([]byte, 0, size)
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, classify("download", err)
+		}
+		buf = append(buf, msg.GetChunk()...)
+	}
+	if int64(len(buf)) != size {
+		return nil, fmt.Errorf("download: got %d of %d bytes", len(buf), size)
+	}
+	return buf, nil
+}
+
+func (w *Worker) uploadVariant(ctx context.Context, t *imageprocv1.Task, data []byte) (bool, error) {
+	stream, err := w.images.UploadVariant(ctx)
+	if err != nil {
+		return false, classify("upload variant", err)
+	}
+	send := func(r *imageprocv1.UploadVariantRequest) error {
+		if err := stream.Send(r); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		return nil // on io.EOF the real status comes from CloseAndRecv
+	}
+	if err := send(&imageprocv1.UploadVariantRequest{Data: &imageprocv1.UploadVariantRequest_Metadata{
+		Metadata: &imageprocv1.UploadVariantMetadata{ImageId: t.GetImageId(), Spec: t.GetSpec()}}}); err != nil {
+		return false, classify("upload variant", err)
+	}
+	const chunk = 64 << 10
+	for off := 0; off < len(data); off += chunk {
+		end := min(off+chunk, len(data))
+		if err := send(&imageprocv1.UploadVariantRequest{Data: &imageprocv1.UploadVariantRequest_Chunk{Chunk: data[off:end]}}); err != nil {
+			return false, classify("upload variant", err)
+		}
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		return false, classify("upload variant", err)
+	}
+	return resp.GetExisted(), nil
+}
+
+// classify marks imageproc's answers that a retry would not change.
+func classify(what string, err error) error {
+	switch status.Code(err) {
+	case codes.NotFound, codes.InvalidArgument:
+		return permanentError{fmt.Errorf("%s: %w", what, err)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (w *Worker) reportProgress(done <-chan struct{}) {
+	if w.cfg.Progress <= 0 {
+		return
+	}
+	tick := time.NewTicker(w.cfg.Progress)
+	defer tick.Stop()
+	prevDone, prevAt := int64(0), time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			d := w.done.Load()
+			w.logProgress("progress", float64(d-prevDone)/now.Sub(prevAt).Seconds())
+			prevDone, prevAt = d, now
+		}
+	}
+}
+
+// logProgress writes the line a learner follows with `kubectl logs -f`:
+// what this worker did, what the queue still holds, and the rate.
+func (w *Worker) logProgress(msg string, rate float64) {
+	s := w.Stats()
+	w.log.Info(msg, "done", s.Done, "failed", s.Failed, "retried", s.Retried, "released", s.Released, "lost", s.Lost,
+		"remaining", w.open.Load(), "tasks_per_s", float64(int(rate*10))/10)
+}
