@@ -146,10 +146,10 @@ func (w *Worker) claimLoop(ctx context.Context, tasks chan<- *imageprocv1.Task, 
 			}
 		}
 		resp, err := w.claim(ctx, n)
-		switch {
-		case ctx.Err() != nil:
-			return nil // stopped: whatever the claim said, claim no more
-		case err != nil:
+		if errors.Is(err, errStopped) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		claimed := resp.GetTasks()
@@ -188,6 +188,12 @@ func (w *Worker) claim(ctx context.Context, n int) (*imageprocv1.ClaimTasksRespo
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err := w.queue.ClaimTasks(cctx, req)
 		cancel()
+		if ctx.Err() != nil {
+			// Stopped while claiming: take no more work, and give back
+			// what this claim leased rather than leave it to expire.
+			w.releaseAll(resp.GetTasks())
+			return nil, errStopped
+		}
 		if err == nil {
 			return resp, nil
 		}
@@ -205,6 +211,20 @@ func (w *Worker) claim(ctx context.Context, n int) (*imageprocv1.ClaimTasksRespo
 		backoff = min(backoff*2, 2*time.Second)
 	}
 }
+
+func (w *Worker) releaseAll(tasks []*imageprocv1.Task) {
+	for _, t := range tasks {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := w.queue.ReleaseTask(ctx, &imageprocv1.ReleaseTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name})
+		cancel()
+		if err != nil {
+			w.log.Warn("release failed; the lease will expire", "task", t.GetId(), "err", err)
+		}
+	}
+}
+
+// errStopped: the run was asked to stop while claiming.
+var errStopped = errors.New("stopped")
 
 // transient errors are imageproc (or its database) being briefly away.
 func transient(err error) bool {
