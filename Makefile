@@ -65,13 +65,14 @@ proto: ## regenerate proto/gen from proto/*.proto with the pinned local plugins
 	cd proto && buf lint && rm -rf gen && buf generate
 
 .PHONY: bench
-bench: ## benchmarks on one core (GOMAXPROCS=1 pinned to CPU 0); figures in docs/benchmarks.md
+bench: ## benchmarks, on one core where a figure is per core; figures in docs/benchmarks.md
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem -benchtime 20x ./services/imageproc/pipeline/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem ./services/imageproc/internal/server/
 	go test -run '^$$' -bench Claim -benchtime 2000x ./services/imageproc/internal/store/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem ./services/frontend/internal/web/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench Upload20MB -benchtime 5x ./services/frontend/
 	taskset -c 1 go test -run '^$$' -bench FrontendInfo -benchtime 50000x ./services/loadgen/
+	go test -run '^$$' -bench . -benchtime 20x ./services/worker/internal/work/
 
 .PHONY: tools
 tools: ## install the pinned buf, protoc plugins and golangci-lint (skipped when present)
