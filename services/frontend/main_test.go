@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubelab/kubelab/services/imageproc/imageproctest"
 	"github.com/kubelab/kubelab/services/platform/config/configtest"
 	"github.com/kubelab/kubelab/services/platform/proctest"
 )
@@ -31,17 +32,6 @@ type stack struct {
 	secret    string // the Secret volume
 }
 
-// startImageproc runs one imageproc on the embedded store, serving gRPC
-// on grpcAddr.
-func startImageproc(t testing.TB, name, grpcAddr string) *proctest.Proc {
-	t.Helper()
-	adminAddr := proctest.FreeAddr(t)
-	p := proctest.Start(t, name, proctest.Build(t, "github.com/kubelab/kubelab/services/imageproc"), []string{"serve"},
-		"GRPC_ADDR="+grpcAddr, "ADMIN_ADDR="+adminAddr, "DATA_DIR="+t.TempDir(), "DATABASE_URL=", "POD_NAME="+name, "DRAIN_DELAY=0s")
-	proctest.WaitFor(t, name+" ready", 20*time.Second, func() bool { return proctest.Status("http://"+adminAddr+"/readyz") == http.StatusOK })
-	return p
-}
-
 // startStack runs `replicas` imageproc processes and a frontend balancing
 // over them, with extra frontend environment. As behind a headless
 // Service, the replicas share a port on different addresses (127.0.0.1,
@@ -54,7 +44,7 @@ func startStack(t testing.TB, replicas int, env ...string) *stack {
 	for i := range replicas {
 		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)})
 		ips = append(ips, ip)
-		s.imageproc = append(s.imageproc, startImageproc(t, fmt.Sprintf("imageproc-%d", i), net.JoinHostPort(ip.String(), port)))
+		s.imageproc = append(s.imageproc, imageproctest.Start(t, fmt.Sprintf("imageproc-%d", i), net.JoinHostPort(ip.String(), port)).Proc)
 	}
 	dns := proctest.ServeDNS(t, map[string][]netip.Addr{"imageproc-headless.test.": ips})
 	podinfo := t.TempDir()

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/kubelab/kubelab/services/imageproc/imageproctest"
 	"github.com/kubelab/kubelab/services/loadgen/internal/stats"
 	"github.com/kubelab/kubelab/services/platform/proctest"
 )
@@ -111,16 +111,12 @@ func TestRunReportsRefusedConnections(t *testing.T) {
 // name, as a headless Service: round_robin spreads the calls, pick_first
 // pins them to one pod — the lesson of the balancing demo.
 func TestGRPCBalancing(t *testing.T) {
-	bin := proctest.Build(t, "github.com/kubelab/kubelab/services/imageproc")
 	_, port, _ := net.SplitHostPort(proctest.FreeAddr(t))
 	var ips []netip.Addr
 	for i := range 2 {
 		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)})
 		ips = append(ips, ip)
-		admin := proctest.FreeAddr(t)
-		proctest.Start(t, fmt.Sprintf("imageproc-%d", i), bin, []string{"serve"}, "GRPC_ADDR="+net.JoinHostPort(ip.String(), port),
-			"ADMIN_ADDR="+admin, "DATA_DIR="+t.TempDir(), "DATABASE_URL=", fmt.Sprintf("POD_NAME=imageproc-%d", i), "DRAIN_DELAY=0s")
-		proctest.WaitFor(t, "imageproc ready", 20*time.Second, func() bool { return proctest.Status("http://"+admin+"/readyz") == http.StatusOK })
+		imageproctest.Start(t, fmt.Sprintf("imageproc-%d", i), net.JoinHostPort(ip.String(), port))
 	}
 	dns := proctest.ServeDNS(t, map[string][]netip.Addr{"imageproc-headless.test.": ips})
 	target := "dns://" + dns + "/imageproc-headless.test:" + port

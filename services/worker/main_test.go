@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+	"github.com/kubelab/kubelab/services/imageproc/imageproctest"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
 	"github.com/kubelab/kubelab/services/platform/proctest"
 )
@@ -35,18 +32,9 @@ type lab struct {
 
 func startLab(t *testing.T) *lab {
 	t.Helper()
-	l := &lab{addr: proctest.FreeAddr(t), dataDir: t.TempDir()}
-	admin := proctest.FreeAddr(t)
-	l.imageproc = proctest.Start(t, "imageproc", proctest.Build(t, "github.com/kubelab/kubelab/services/imageproc"), []string{"serve"},
-		"GRPC_ADDR="+l.addr, "ADMIN_ADDR="+admin, "DATA_DIR="+l.dataDir, "DATABASE_URL=", "POD_NAME=imageproc-0",
-		"DRAIN_DELAY=0s", "MAX_ATTEMPTS=3", "LOG_LEVEL=debug")
-	proctest.WaitFor(t, "imageproc ready", 20*time.Second, func() bool { return proctest.Status("http://"+admin+"/readyz") == http.StatusOK })
-	conn, err := grpc.NewClient(l.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	l.images, l.queue = imageprocv1.NewImageServiceClient(conn), imageprocv1.NewQueueServiceClient(conn)
+	srv := imageproctest.Start(t, "imageproc-0", "", "MAX_ATTEMPTS=3", "LOG_LEVEL=debug")
+	l := &lab{imageproc: srv.Proc, addr: srv.Addr, dataDir: srv.DataDir}
+	l.images, l.queue = srv.Clients(t)
 	return l
 }
 
@@ -55,19 +43,11 @@ func (l *lab) photos(t *testing.T, n int, data []byte) []string {
 	t.Helper()
 	var ids []string
 	for i := range n {
-		s, err := l.images.Upload(t.Context())
+		img, err := imageproctest.Upload(t.Context(), l.images, fmt.Sprintf("p%03d.jpg", i), data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = s.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Metadata{Metadata: &imageprocv1.UploadMetadata{Filename: fmt.Sprintf("p%03d.jpg", i)}}})
-		for off := 0; off < len(data); off += 1 << 20 {
-			_ = s.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Chunk{Chunk: data[off:min(off+1<<20, len(data))]}})
-		}
-		resp, err := s.CloseAndRecv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, resp.GetImage().GetId())
+		ids = append(ids, img.GetId())
 	}
 	return ids
 }

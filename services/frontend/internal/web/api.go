@@ -90,12 +90,8 @@ func (s *Server) apiList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiUpload(w http.ResponseWriter, r *http.Request) {
-	if !s.requireFeature(w, r, live.FeatureUpload) {
-		return
-	}
-	img, err := s.upload(r)
-	if err != nil {
-		s.fail(w, r, err)
+	img, ok := s.uploadOrFail(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/images/"+url.PathEscape(img.GetId()))

@@ -16,6 +16,7 @@ import (
 	"github.com/kubelab/kubelab/services/frontend/internal/demo"
 	"github.com/kubelab/kubelab/services/frontend/internal/live"
 	"github.com/kubelab/kubelab/services/frontend/internal/pod"
+	"github.com/kubelab/kubelab/services/imageproc/imageproctest"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/config"
 	"github.com/kubelab/kubelab/services/platform/health"
@@ -37,18 +38,6 @@ type harness struct {
 
 const testToken = "test-admin-token"
 
-func startImageproc(t *testing.T) (*proctest.Proc, string) {
-	t.Helper()
-	bin := proctest.Build(t, "github.com/kubelab/kubelab/services/imageproc")
-	grpcAddr, adminAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
-	p := proctest.Start(t, "imageproc", bin, []string{"serve"}, "GRPC_ADDR="+grpcAddr, "ADMIN_ADDR="+adminAddr,
-		"DATA_DIR="+t.TempDir(), "DATABASE_URL=", "POD_NAME=imageproc-test-0", "DRAIN_DELAY=0s")
-	proctest.WaitFor(t, "imageproc ready", 20*time.Second, func() bool {
-		return proctest.Status("http://"+adminAddr+"/readyz") == http.StatusOK
-	})
-	return p, grpcAddr
-}
-
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{}
@@ -58,7 +47,8 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) start(t *testing.T) (*proctest.Proc, string) {
 	t.Helper()
-	p, addr := startImageproc(t)
+	ip := imageproctest.Start(t, "imageproc-test-0", "")
+	p, addr := ip.Proc, ip.Addr
 	client, err := backend.Dial(backend.Options{Target: "dns:///" + addr, Balancing: backend.RoundRobin, Timeout: 5 * time.Second, StreamTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -34,15 +34,13 @@ func (s *Server) rendition(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Title: "not found", Detail: "no such rendition; try thumbnail or preview"})
 		return
 	}
-	ctx, cancel := s.Backend.Stream(r.Context())
-	defer cancel()
 	id := r.PathValue("id")
-	resp, err := s.Backend.Images.Transform(ctx, &imageprocv1.TransformRequest{ImageId: id, Operations: p.ops, Output: p.output})
+	v, err := s.applyPreset(r.Context(), id, p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.serveBlob(w, r, &imageprocv1.DownloadRequest{ImageId: id, VariantSpec: resp.GetVariant().GetSpec()})
+	s.serveBlob(w, r, &imageprocv1.DownloadRequest{ImageId: id, VariantSpec: v.GetSpec()})
 }
 
 // serveBlob streams a photo or variant from imageproc to the client. The

@@ -153,47 +153,64 @@ func (s *Server) requireFeature(w http.ResponseWriter, r *http.Request, feature 
 	return false
 }
 
-func (s *Server) uploadForm(w http.ResponseWriter, r *http.Request) {
+// uploadOrFail stores the photo in r, or answers r with why not.
+func (s *Server) uploadOrFail(w http.ResponseWriter, r *http.Request) (*imageprocv1.Image, bool) {
 	if !s.requireFeature(w, r, live.FeatureUpload) {
-		return
+		return nil, false
 	}
 	img, err := s.upload(r)
 	if err != nil {
 		s.fail(w, r, err)
-		return
+		return nil, false
 	}
-	http.Redirect(w, r, "/images/"+url.PathEscape(img.GetId()), http.StatusSeeOther)
+	return img, true
 }
 
-func (s *Server) transformForm(w http.ResponseWriter, r *http.Request) {
-	if !s.requireFeature(w, r, live.FeatureTransforms) {
-		return
+func (s *Server) uploadForm(w http.ResponseWriter, r *http.Request) {
+	if img, ok := s.uploadOrFail(w, r); ok {
+		http.Redirect(w, r, "/images/"+url.PathEscape(img.GetId()), http.StatusSeeOther)
+	}
+}
+
+// formPreset reads the preset a form names, if feature is on, or answers
+// r with why not.
+func (s *Server) formPreset(w http.ResponseWriter, r *http.Request, feature string) (preset, bool) {
+	if !s.requireFeature(w, r, feature) {
+		return preset{}, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
 	p, ok := findPreset(r.PostFormValue("preset"))
 	if !ok {
 		s.fail(w, r, badRequest("choose one of the listed transforms"))
+	}
+	return p, ok
+}
+
+// applyPreset makes (or finds) the variant p of photo id.
+func (s *Server) applyPreset(ctx context.Context, id string, p preset) (*imageprocv1.Variant, error) {
+	ctx, cancel := s.Backend.Stream(ctx)
+	defer cancel()
+	resp, err := s.Backend.Images.Transform(ctx, &imageprocv1.TransformRequest{ImageId: id, Operations: p.ops, Output: p.output})
+	return resp.GetVariant(), err
+}
+
+func (s *Server) transformForm(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.formPreset(w, r, live.FeatureTransforms)
+	if !ok {
 		return
 	}
-	ctx, cancel := s.Backend.Stream(r.Context())
-	defer cancel()
 	id := r.PathValue("id")
-	resp, err := s.Backend.Images.Transform(ctx, &imageprocv1.TransformRequest{ImageId: id, Operations: p.ops, Output: p.output})
+	v, err := s.applyPreset(r.Context(), id, p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/images/"+url.PathEscape(id)+"?made="+url.QueryEscape(resp.GetVariant().GetSpec()), http.StatusSeeOther)
+	http.Redirect(w, r, "/images/"+url.PathEscape(id)+"?made="+url.QueryEscape(v.GetSpec()), http.StatusSeeOther)
 }
 
 func (s *Server) batchForm(w http.ResponseWriter, r *http.Request) {
-	if !s.requireFeature(w, r, live.FeatureBatch) {
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
-	p, ok := findPreset(r.PostFormValue("preset"))
+	p, ok := s.formPreset(w, r, live.FeatureBatch)
 	if !ok {
-		s.fail(w, r, badRequest("choose one of the listed transforms"))
 		return
 	}
 	b, err := s.submitBatch(r.Context(), &imageprocv1.SubmitBatchRequest{Operations: p.ops, Output: p.output})

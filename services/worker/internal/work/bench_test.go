@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+	"github.com/kubelab/kubelab/services/imageproc/imageproctest"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
 	"github.com/kubelab/kubelab/services/platform/pgtest"
@@ -30,44 +28,29 @@ type clients struct {
 // (embedded, every commit fsynced) or "postgres" (a throwaway server).
 func imageproc(b *testing.B, store string) clients {
 	b.Helper()
-	bin := proctest.Build(b, "github.com/kubelab/kubelab/services/imageproc")
 	dbURL := ""
 	if store == "postgres" {
 		dbURL = pgtest.Start(b).URL(b, "kubelab")
-		migrate := proctest.Start(b, "migrate", bin, []string{"migrate"}, "DATABASE_URL="+dbURL)
+		migrate := proctest.Start(b, "migrate", proctest.Build(b, "github.com/kubelab/kubelab/services/imageproc"), []string{"migrate"}, "DATABASE_URL="+dbURL)
 		if code := migrate.Wait(b, time.Minute); code != 0 {
 			b.Fatalf("migrate: exit %d", code)
 		}
 	}
-	addr, admin := proctest.FreeAddr(b), proctest.FreeAddr(b)
-	proctest.Start(b, "imageproc", bin, []string{"serve"},
-		"GRPC_ADDR="+addr, "ADMIN_ADDR="+admin, "DATA_DIR="+b.TempDir(), "DATABASE_URL="+dbURL, "DRAIN_DELAY=0s", "LOG_LEVEL=warn")
-	proctest.WaitFor(b, "imageproc", 20*time.Second, func() bool { return proctest.Status("http://"+admin+"/readyz") == http.StatusOK })
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = conn.Close() })
-	return clients{imageprocv1.NewImageServiceClient(conn), imageprocv1.NewQueueServiceClient(conn)}
+	srv := imageproctest.Start(b, "imageproc", "", "DATABASE_URL="+dbURL, "LOG_LEVEL=warn")
+	var c clients
+	c.images, c.queue = srv.Clients(b)
+	return c
 }
 
 func (c clients) upload(b *testing.B, n int, data []byte) []string {
 	b.Helper()
 	var ids []string
 	for range n {
-		s, err := c.images.Upload(b.Context())
+		img, err := imageproctest.Upload(b.Context(), c.images, "p.jpg", data)
 		if err != nil {
 			b.Fatal(err)
 		}
-		_ = s.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Metadata{Metadata: &imageprocv1.UploadMetadata{Filename: "p.jpg"}}})
-		for off := 0; off < len(data); off += 1 << 20 {
-			_ = s.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Chunk{Chunk: data[off:min(off+1<<20, len(data))]}})
-		}
-		resp, err := s.CloseAndRecv()
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids = append(ids, resp.GetImage().GetId())
+		ids = append(ids, img.GetId())
 	}
 	return ids
 }
