@@ -24,6 +24,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
+// LivenessService is the grpc.health.v1 service name a liveness probe asks
+// for; every other name follows readiness.
+const LivenessService = "liveness"
+
 // Check reports whether a dependency is usable. It must honour ctx.
 type Check func(ctx context.Context) error
 
@@ -68,6 +72,10 @@ func NewChecker(log *slog.Logger, interval, timeout time.Duration, services ...s
 		checks:   map[string]Check{},
 		wake:     make(chan struct{}, 1),
 	}
+	// Liveness over grpc.health.v1: SERVING for as long as the process
+	// runs, whatever its dependencies, so a grpc liveness probe restarts
+	// a stuck process but never a healthy one whose database is down.
+	c.grpc.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	// Not ready until the first round of checks has passed.
 	c.publish(Status{Ready: false, Failures: map[string]string{"startup": "checks have not run yet"}, Checked: time.Now()})
 	return c

@@ -82,6 +82,9 @@ func TestReadinessFollowsChecks(t *testing.T) {
 	if code, _ := probe(t, c, "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz = %d with the database down, want 200", code)
 	}
+	if s := grpcStatus(t, c, health.LivenessService); s != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("grpc liveness = %v with the database down, want SERVING", s)
+	}
 }
 
 func TestDrainingAndForced(t *testing.T) {
