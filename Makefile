@@ -47,6 +47,23 @@ run: build ## run imageproc and the frontend locally on the embedded store (no d
 	  CONFIG_DIR=$(DATA)/frontend/config SECRET_DIR=$(DATA)/frontend/secret ./bin/frontend & \
 	wait -n
 
+IMAGE_PREFIX ?= localhost/kubelab-
+IMAGE_TAG    ?= $(VERSION)
+PODMAN       ?= podman
+
+.PHONY: images
+images: build ## package every service as an image from the host-built binaries (podman, offline)
+	@rm -rf docker/rootfs && mkdir -p docker/rootfs/etc/ssl/certs
+	@printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > docker/rootfs/etc/passwd
+	@printf 'root:x:0:\nnonroot:x:65532:\n' > docker/rootfs/etc/group
+	@cp /etc/ssl/certs/ca-certificates.crt docker/rootfs/etc/ssl/certs/
+	@for s in $(SERVICES); do \
+	  $(PODMAN) build -q --network=none -f docker/Dockerfile --target prebuilt \
+	    --build-arg SERVICE=$$s --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	    -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) . >/dev/null; \
+	done
+	@$(PODMAN) images --filter reference='$(IMAGE_PREFIX)*:$(IMAGE_TAG)' --format '{{.Repository}}:{{.Tag}}  {{.Size}}'
+
 .PHONY: test
 test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process, browser and fuzz-seed tests
 	go vet $(PACKAGES)
