@@ -18,7 +18,7 @@ LDFLAGS  := -s -w -X github.com/kubelab/kubelab/services/platform/build.Version=
             -X github.com/kubelab/kubelab/services/platform/build.Revision=$(REVISION)
 
 SERVICES := imageproc frontend loadgen worker
-PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/... ./services/loadgen/... ./services/worker/...
+PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/... ./services/loadgen/... ./services/worker/... ./test/deploy/...
 DATA     := .data
 
 .PHONY: help

@@ -1,0 +1,236 @@
+package deploy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// root is the repository, from this package's directory.
+const root = "../.."
+
+// build is one kustomization to check.
+type build struct {
+	name string
+	dir  string
+	// extra files applied beside it (the worker Jobs, created by hand).
+	extra []string
+}
+
+var jobs = []string{"manifests/worker/job.yaml", "manifests/worker/job-indexed.yaml"}
+
+// builds lists the base, every overlay, and every component on the base
+// (written to a temporary kustomization, as a user would include it).
+func builds(t *testing.T) []build {
+	t.Helper()
+	out := []build{{name: "manifests", dir: filepath.Join(root, "manifests"), extra: jobs}}
+	overlays, _ := filepath.Glob(filepath.Join(root, "kustomize/overlays/*/kustomization.yaml"))
+	for _, k := range overlays {
+		out = append(out, build{name: "overlay " + filepath.Base(filepath.Dir(k)), dir: filepath.Dir(k)})
+	}
+	components, _ := filepath.Glob(filepath.Join(root, "kustomize/components/*/kustomization.yaml"))
+	for _, k := range components {
+		comp, err := filepath.Abs(filepath.Dir(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, _ := filepath.Abs(filepath.Join(root, "manifests"))
+		dir := t.TempDir()
+		kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n", base, comp)
+		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, build{name: "component " + filepath.Base(comp), dir: dir})
+	}
+	return out
+}
+
+func load(t *testing.T, b build) []Object {
+	t.Helper()
+	objs, err := Build(b.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range b.extra {
+		more, err := ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, more...)
+	}
+	return objs
+}
+
+// TestEveryBuildPassesEveryCheck is the gate: kustomize builds each
+// overlay and component, every object decodes strictly, and no check
+// finds a problem.
+func TestEveryBuildPassesEveryCheck(t *testing.T) {
+	bs := builds(t)
+	if len(bs) < 2 {
+		t.Logf("only the base to check: no overlays or components yet")
+	}
+	for _, b := range bs {
+		t.Run(b.name, func(t *testing.T) {
+			objs := load(t, b)
+			if len(Pods(objs)) == 0 {
+				t.Fatal("no pod templates: the build is empty")
+			}
+			names := make([]string, 0, len(Checks))
+			for n := range Checks {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				for _, problem := range Checks[n](objs) {
+					t.Errorf("%s: %s", n, problem)
+				}
+			}
+		})
+	}
+}
+
+// TestBaseHasWhatTheLessonsUse pins the objects the lessons and demos name.
+func TestBaseHasWhatTheLessonsUse(t *testing.T) {
+	objs := load(t, builds(t)[0])
+	var have []string
+	for _, o := range objs {
+		have = append(have, o.String())
+	}
+	for _, want := range []string{
+		"Namespace/kubelab", "Deployment/imageproc", "Deployment/frontend", "StatefulSet/postgres",
+		"Service/imageproc", "Service/imageproc-headless", "Service/frontend", "Service/postgres", "Ingress/frontend",
+		"PersistentVolumeClaim/imageproc-blobs", "ConfigMap/frontend-env", "ConfigMap/frontend-live",
+		"Secret/frontend", "Secret/postgres", "CronJob/worker-maintain", "Job/worker-", "Job/worker-indexed-",
+	} {
+		if !slices.Contains(have, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+	// All four probe kinds appear somewhere.
+	kinds := map[string]bool{}
+	for _, p := range Pods(objs) {
+		for _, c := range containers(p.Spec) {
+			for _, pr := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+				switch {
+				case pr == nil:
+				case pr.HTTPGet != nil:
+					kinds["httpGet"] = true
+				case pr.GRPC != nil:
+					kinds["grpc"] = true
+				case pr.TCPSocket != nil:
+					kinds["tcpSocket"] = true
+				case pr.Exec != nil:
+					kinds["exec"] = true
+				}
+			}
+		}
+	}
+	if len(kinds) != 4 {
+		t.Errorf("probe kinds used: %v, want httpGet, grpc, tcpSocket and exec", kinds)
+	}
+}
+
+// TestChecksCatchBrokenManifests breaks the base one way at a time and
+// expects the matching check to say so: a check that cannot fail proves
+// nothing.
+func TestChecksCatchBrokenManifests(t *testing.T) {
+	deployment := func(objs []Object, name string) *appsv1.Deployment {
+		d, ok := find[*appsv1.Deployment](objs, name)
+		if !ok {
+			t.Fatalf("no Deployment %s", name)
+		}
+		return d
+	}
+	tests := []struct {
+		check, want string
+		breakIt     func(objs []Object)
+	}{
+		{"selectors", "does not match its template", func(o []Object) {
+			deployment(o, "imageproc").Spec.Template.Labels["app.kubernetes.io/name"] = "imgproc"
+		}},
+		{"services", "matches no pod template", func(o []Object) {
+			s, _ := find[*corev1.Service](o, "frontend")
+			s.Spec.Selector = map[string]string{"app.kubernetes.io/name": "fronted"}
+		}},
+		{"services", "does not expose", func(o []Object) {
+			s, _ := find[*corev1.Service](o, "imageproc")
+			s.Spec.Ports[0].TargetPort = intstr.FromString("grcp")
+		}},
+		{"probes", "does not expose", func(o []Object) {
+			deployment(o, "frontend").Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Port = intstr.FromString("admin")
+		}},
+		{"probes", "does not expose", func(o []Object) {
+			deployment(o, "imageproc").Spec.Template.Spec.Containers[0].ReadinessProbe.GRPC.Port = 50052
+		}},
+		{"references", `ConfigMap "frontend-lives"`, func(o []Object) {
+			deployment(o, "frontend").Spec.Template.Spec.Volumes[0].ConfigMap.Name = "frontend-lives"
+		}},
+		{"references", `key "databse-url"`, func(o []Object) {
+			deployment(o, "imageproc").Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef.Key = "databse-url"
+		}},
+		{"references", "PersistentVolumeClaim", func(o []Object) {
+			deployment(o, "imageproc").Spec.Template.Spec.Volumes[0].PersistentVolumeClaim.ClaimName = "blobs"
+		}},
+		{"pod-security", "runAsNonRoot", func(o []Object) {
+			f := false
+			deployment(o, "frontend").Spec.Template.Spec.SecurityContext.RunAsNonRoot = &f
+		}},
+		{"pod-security", "capabilities", func(o []Object) {
+			deployment(o, "imageproc").Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Drop = nil
+		}},
+		{"pod-security", "allowPrivilegeEscalation", func(o []Object) {
+			deployment(o, "imageproc").Spec.Template.Spec.InitContainers[0].SecurityContext.AllowPrivilegeEscalation = nil
+		}},
+		{"resources", "no memory limit", func(o []Object) {
+			delete(deployment(o, "frontend").Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory)
+		}},
+		{"resources", "no cpu request", func(o []Object) {
+			deployment(o, "imageproc").Spec.Template.Spec.InitContainers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Mi")}
+		}},
+		{"images", "no fixed tag", func(o []Object) {
+			deployment(o, "imageproc").Spec.Template.Spec.Containers[0].Image = "kubelab/imageproc:latest"
+		}},
+		{"images", "no fixed tag", func(o []Object) {
+			deployment(o, "frontend").Spec.Template.Spec.Containers[0].Image = "localhost:5000/kubelab/frontend"
+		}},
+		{"grace-periods", "grace period is 10s", func(o []Object) {
+			ten := int64(10)
+			deployment(o, "frontend").Spec.Template.Spec.TerminationGracePeriodSeconds = &ten
+		}},
+	}
+	base := builds(t)[0]
+	for _, tt := range tests {
+		t.Run(tt.check+"/"+tt.want, func(t *testing.T) {
+			objs := load(t, base)
+			if problems := Checks[tt.check](objs); len(problems) != 0 {
+				t.Fatalf("the intact base already fails %s: %v", tt.check, problems)
+			}
+			tt.breakIt(objs)
+			problems := Checks[tt.check](objs)
+			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, tt.want) }) {
+				t.Fatalf("%s did not catch the break; it said %q", tt.check, problems)
+			}
+		})
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	for name, doc := range map[string]string{
+		"unknown field": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 3\n",
+		"unknown kind":  "apiVersion: v1\nkind: Pdo\nmetadata: {name: x}\n",
+		"wrong type":    "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports: 80\n",
+	} {
+		if _, err := Decode([]byte(doc)); err == nil {
+			t.Errorf("%s: decoded without error", name)
+		}
+	}
+}
