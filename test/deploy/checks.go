@@ -378,9 +378,10 @@ func CheckImages(objs []Object) []string {
 }
 
 // CheckGracePeriods: the kubelet's SIGKILL comes terminationGracePeriodSeconds
-// after the preStop hook starts, so the grace period must cover the preStop
-// sleep, DRAIN_DELAY and SHUTDOWN_TIMEOUT (the services' defaults, 5s and
-// 10s, where the manifest does not set them).
+// after the preStop hook starts, so for kubelab's services the grace period
+// must cover the preStop sleep, DRAIN_DELAY and SHUTDOWN_TIMEOUT (their
+// defaults, 5s and 10s, where the manifest does not set them), and for the
+// worker its FINISH_TIMEOUT.
 func CheckGracePeriods(objs []Object) []string {
 	var bad []string
 	for _, p := range Pods(objs) {
@@ -389,15 +390,20 @@ func CheckGracePeriods(objs []Object) []string {
 			grace = time.Duration(*p.Spec.TerminationGracePeriodSeconds) * time.Second
 		}
 		for _, c := range p.Spec.Containers {
-			drain, shutdown := envDuration(c, "DRAIN_DELAY", 5*time.Second), envDuration(c, "SHUTDOWN_TIMEOUT", 10*time.Second)
-			if c.Name == "worker" {
-				drain, shutdown = 0, envDuration(c, "FINISH_TIMEOUT", 20*time.Second)
+			var drain, shutdown time.Duration
+			switch c.Name {
+			case "imageproc", "frontend":
+				drain, shutdown = envDuration(c, "DRAIN_DELAY", 5*time.Second), envDuration(c, "SHUTDOWN_TIMEOUT", 10*time.Second)
+			case "worker":
+				shutdown = envDuration(c, "FINISH_TIMEOUT", 20*time.Second)
+			default:
+				continue // not a kubelab service with a drain to respect
 			}
 			var preStop time.Duration
 			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
 				preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 			}
-			if need := preStop + drain + shutdown; p.Owner.Kind != "StatefulSet" && grace <= need {
+			if need := preStop + drain + shutdown; grace <= need {
 				bad = append(bad, fmt.Sprintf("%s: container %s needs %v to stop (preStop %v + drain %v + shutdown %v) but the grace period is %v",
 					p.Owner, c.Name, need, preStop, drain, shutdown, grace))
 			}

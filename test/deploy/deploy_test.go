@@ -39,17 +39,20 @@ func builds(t *testing.T) []build {
 	}
 	components, _ := filepath.Glob(filepath.Join(root, "kustomize/components/*/kustomization.yaml"))
 	for _, k := range components {
-		comp, err := filepath.Abs(filepath.Dir(k))
+		// kustomize takes only relative paths: the kustomization goes in a
+		// scratch directory here, removed when the test ends.
+		dir, err := os.MkdirTemp(".", ".build-")
 		if err != nil {
 			t.Fatal(err)
 		}
-		base, _ := filepath.Abs(filepath.Join(root, "manifests"))
-		dir := t.TempDir()
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+		comp, _ := filepath.Rel(dir, filepath.Dir(k))
+		base, _ := filepath.Rel(dir, filepath.Join(root, "manifests"))
 		kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n", base, comp)
 		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, build{name: "component " + filepath.Base(comp), dir: dir})
+		out = append(out, build{name: "component " + filepath.Base(filepath.Dir(k)), dir: dir})
 	}
 	return out
 }
@@ -231,6 +234,46 @@ func TestDecodeIsStrict(t *testing.T) {
 	} {
 		if _, err := Decode([]byte(doc)); err == nil {
 			t.Errorf("%s: decoded without error", name)
+		}
+	}
+}
+
+// TestOverlaysSayWhatTheyMean pins the few values each overlay exists for.
+func TestOverlaysSayWhatTheyMean(t *testing.T) {
+	env := func(c corev1.Container, name string) string {
+		for _, e := range c.Env {
+			if e.Name == name {
+				return e.Value
+			}
+		}
+		return ""
+	}
+	dev := load(t, build{dir: filepath.Join(root, "kustomize/overlays/dev")})
+	for _, name := range []string{"frontend", "imageproc"} {
+		d, _ := find[*appsv1.Deployment](dev, name)
+		c := d.Spec.Template.Spec.Containers[0]
+		if *d.Spec.Replicas != 1 || env(c, "DRAIN_DELAY") != "0s" || env(c, "SHUTDOWN_TIMEOUT") != "2s" || c.Lifecycle != nil {
+			t.Errorf("dev %s: replicas %d, drain %q, shutdown %q, lifecycle %v", name, *d.Spec.Replicas, env(c, "DRAIN_DELAY"), env(c, "SHUTDOWN_TIMEOUT"), c.Lifecycle)
+		}
+	}
+	mk := load(t, build{dir: filepath.Join(root, "kustomize/overlays/minikube")})
+	svc, _ := find[*corev1.Service](mk, "frontend")
+	if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort != 30080 {
+		t.Errorf("minikube frontend Service %v %v", svc.Spec.Type, svc.Spec.Ports)
+	}
+	for _, p := range Pods(mk) {
+		for _, c := range containers(p.Spec) {
+			if c.ImagePullPolicy != corev1.PullNever && strings.HasPrefix(c.Image, "kubelab/") {
+				t.Errorf("minikube %s/%s would try to pull %s", p.Owner, c.Name, c.Image)
+			}
+		}
+	}
+	prod := load(t, build{dir: filepath.Join(root, "kustomize/overlays/production")})
+	for _, p := range Pods(prod) {
+		for _, c := range containers(p.Spec) {
+			if strings.HasPrefix(c.Image, "kubelab/") {
+				t.Errorf("production %s/%s uses the local image %s", p.Owner, c.Name, c.Image)
+			}
 		}
 	}
 }
