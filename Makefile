@@ -23,7 +23,7 @@ DATA     := .data
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## compile every service into bin/
@@ -51,18 +51,73 @@ IMAGE_PREFIX ?= localhost/kubelab-
 IMAGE_TAG    ?= $(VERSION)
 PODMAN       ?= podman
 
-.PHONY: images
-images: build ## package every service as an image from the host-built binaries (podman, offline)
+.PHONY: rootfs
+rootfs: ## the runtime files the prebuilt images copy: users and the host's CA bundle
 	@rm -rf docker/rootfs && mkdir -p docker/rootfs/etc/ssl/certs
 	@printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > docker/rootfs/etc/passwd
 	@printf 'root:x:0:\nnonroot:x:65532:\n' > docker/rootfs/etc/group
 	@cp /etc/ssl/certs/ca-certificates.crt docker/rootfs/etc/ssl/certs/
+
+.PHONY: images
+images: build rootfs ## package every service as an image from the host-built binaries (podman, offline)
 	@for s in $(SERVICES); do \
 	  $(PODMAN) build -q --network=none -f docker/Dockerfile --target prebuilt \
 	    --build-arg SERVICE=$$s --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 	    -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) . >/dev/null; \
 	done
 	@$(PODMAN) images --filter reference='$(IMAGE_PREFIX)*:$(IMAGE_TAG)' --format '{{.Repository}}:{{.Tag}}  {{.Size}}'
+
+KUBECTL   ?= kubectl
+NAMESPACE := kubelab
+OVERLAY   ?= kustomize/overlays/minikube
+# The version the rollout demo moves to; any tag you have built.
+NEW_TAG   ?= 0.2.0
+
+.PHONY: images-minikube
+images-minikube: ## build every image inside minikube (compiles in the image: the Dockerfile's "image" target)
+	@for s in $(SERVICES); do \
+	  minikube image build -f docker/Dockerfile --build-opt=target=image --build-opt=build-arg=SERVICE=$$s \
+	    --build-opt=build-arg=VERSION=0.1.0 -t kubelab/$$s:0.1.0 . ; \
+	done
+
+.PHONY: deploy-minikube
+deploy-minikube: ## apply the minikube overlay and wait for the rollout
+	$(KUBECTL) apply -k $(OVERLAY)
+	$(KUBECTL) -n $(NAMESPACE) rollout status statefulset/postgres --timeout=180s
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/frontend --timeout=180s
+	@echo "open: minikube service -n $(NAMESPACE) frontend --url   (or http://kubelab.local with the ingress addon)"
+
+.PHONY: undeploy
+undeploy: ## delete everything kubelab deployed, its volumes included
+	$(KUBECTL) delete -k $(OVERLAY) --ignore-not-found
+	$(KUBECTL) -n $(NAMESPACE) delete pvc --all --ignore-not-found 2>/dev/null || true
+
+.PHONY: demo-scale
+demo-scale: ## scale imageproc 2 -> 5 -> 2 and watch the frontend spread its calls
+	@echo "watch: kubectl -n $(NAMESPACE) get pods -l app.kubernetes.io/name=imageproc -w"
+	@echo "and the 'imageproc:' column of loadgen: every new pod takes a share within MAX_CONNECTION_AGE (30s)"
+	$(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=5
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s
+	sleep 40
+	$(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=2
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s
+
+.PHONY: demo-rollout
+demo-rollout: ## roll the frontend to kubelab/frontend:$(NEW_TAG) while you watch the versions change
+	@echo "watch: kubectl -n $(NAMESPACE) rollout status deployment/frontend, and loadgen's 'v:' column"
+	@echo "  (run loadgen first: ./bin/loadgen --target http://\$$(minikube ip):30080 --duration 120s)"
+	$(KUBECTL) -n $(NAMESPACE) annotate deployment/frontend kubernetes.io/change-cause="set image kubelab/frontend:$(NEW_TAG)" --overwrite
+	$(KUBECTL) -n $(NAMESPACE) set image deployment/frontend frontend=kubelab/frontend:$(NEW_TAG)
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/frontend --timeout=300s
+	$(KUBECTL) -n $(NAMESPACE) rollout history deployment/frontend
+
+.PHONY: demo-rollback
+demo-rollback: ## undo the last frontend rollout
+	@echo "watch: the page colour returns to the previous version's, pod by pod"
+	$(KUBECTL) -n $(NAMESPACE) rollout undo deployment/frontend
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/frontend --timeout=300s
+	$(KUBECTL) -n $(NAMESPACE) rollout history deployment/frontend
 
 .PHONY: test
 test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process, browser and fuzz-seed tests
@@ -73,7 +128,7 @@ test: ## everything that needs no cluster: vet, unit, contract (SQLite and Postg
 
 .PHONY: lint
 lint: ## gofmt, go vet and golangci-lint
-	@test -z "$$(gofmt -l proto/*.go services)" || { gofmt -l proto/*.go services; echo "gofmt: files above need formatting"; exit 1; }
+	@test -z "$$(gofmt -l proto/*.go services test)" || { gofmt -l proto/*.go services test; echo "gofmt: files above need formatting"; exit 1; }
 	go vet $(PACKAGES)
 	golangci-lint run $(PACKAGES)
 

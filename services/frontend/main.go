@@ -31,6 +31,7 @@ import (
 	"github.com/kubelab/kubelab/services/frontend/internal/web"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/config"
+	"github.com/kubelab/kubelab/services/platform/devreload"
 	"github.com/kubelab/kubelab/services/platform/health"
 	"github.com/kubelab/kubelab/services/platform/lifecycle"
 	"github.com/kubelab/kubelab/services/platform/telemetry"
@@ -91,6 +92,11 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "frontend: config: LOG_LEVEL:", err)
 		os.Exit(2)
+	}
+	// Tilt's inner loop only (the dev overlay sets DEV_RELOAD_BINARY).
+	if err := devreload.Setup(log); err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

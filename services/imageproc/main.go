@@ -29,6 +29,7 @@ import (
 	"github.com/kubelab/kubelab/services/imageproc/internal/store"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/config"
+	"github.com/kubelab/kubelab/services/platform/devreload"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
 	"github.com/kubelab/kubelab/services/platform/health"
 	"github.com/kubelab/kubelab/services/platform/lifecycle"
@@ -83,6 +84,11 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "imageproc: config: LOG_LEVEL:", err)
 		os.Exit(2)
+	}
+	// Tilt's inner loop only (the dev overlay sets DEV_RELOAD_BINARY).
+	if err := devreload.Setup(log); err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
