@@ -59,13 +59,15 @@ rootfs: ## the runtime files the prebuilt images copy: users and the host's CA b
 	@cp /etc/ssl/certs/ca-certificates.crt docker/rootfs/etc/ssl/certs/
 
 .PHONY: images
-images: build rootfs ## package every service as an image from the host-built binaries (podman, offline)
+images: build rootfs ## package every service, and this machine's PostgreSQL, as images (podman, offline)
 	@for s in $(SERVICES); do \
 	  $(PODMAN) build -q --network=none -f docker/Dockerfile --target prebuilt \
 	    --build-arg SERVICE=$$s --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 	    -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) . >/dev/null; \
 	done
-	@$(PODMAN) images --filter reference='$(IMAGE_PREFIX)*:$(IMAGE_TAG)' --format '{{.Repository}}:{{.Tag}}  {{.Size}}'
+	@docker/postgres/rootfs.sh docker/postgres/rootfs >/dev/null
+	@$(PODMAN) build -q --network=none -f docker/postgres/Containerfile -t $(IMAGE_PREFIX)postgres:15-debian docker/postgres >/dev/null
+	@$(PODMAN) images --filter reference='$(IMAGE_PREFIX)*' --format '{{.Repository}}:{{.Tag}}  {{.Size}}'
 
 KUBECTL   ?= kubectl
 NAMESPACE := kubelab
