@@ -18,9 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/kubelab/kubelab/services/frontend/internal/auth"
@@ -31,7 +29,6 @@ import (
 	"github.com/kubelab/kubelab/services/frontend/internal/web"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/config"
-	"github.com/kubelab/kubelab/services/platform/devreload"
 	"github.com/kubelab/kubelab/services/platform/health"
 	"github.com/kubelab/kubelab/services/platform/lifecycle"
 	"github.com/kubelab/kubelab/services/platform/telemetry"
@@ -83,23 +80,9 @@ const adminTokenKey = "admin-token"
 
 func main() {
 	var cfg settings
-	if err := config.LoadEnv(&cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "frontend:", err)
-		os.Exit(2)
-	}
-	info := build.Current("frontend")
-	log, err := telemetry.NewLogger(os.Stderr, cfg.LogLevel, "service", info.Service, "version", info.Version, "pod", info.Instance)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "frontend: config: LOG_LEVEL:", err)
-		os.Exit(2)
-	}
-	// Tilt's inner loop only (the dev overlay sets DEV_RELOAD_BINARY).
-	if err := devreload.Setup(log); err != nil {
-		log.Error("exiting", "err", err)
-		os.Exit(1)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop, proc := lifecycle.Boot("frontend", &cfg, &cfg.LogLevel)
 	defer stop()
+	info, log := proc.Info, proc.Log
 	if err := run(ctx, cfg, info, log); err != nil {
 		log.Error("exiting", "err", err)
 		os.Exit(1)

@@ -15,9 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -28,8 +26,6 @@ import (
 	"github.com/kubelab/kubelab/services/imageproc/internal/server"
 	"github.com/kubelab/kubelab/services/imageproc/internal/store"
 	"github.com/kubelab/kubelab/services/platform/build"
-	"github.com/kubelab/kubelab/services/platform/config"
-	"github.com/kubelab/kubelab/services/platform/devreload"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
 	"github.com/kubelab/kubelab/services/platform/health"
 	"github.com/kubelab/kubelab/services/platform/lifecycle"
@@ -75,24 +71,11 @@ func main() {
 		cmd = os.Args[1]
 	}
 	var cfg settings
-	if err := config.LoadEnv(&cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "imageproc:", err)
-		os.Exit(2)
-	}
-	info := build.Current("imageproc")
-	log, err := telemetry.NewLogger(os.Stderr, cfg.LogLevel, "service", info.Service, "version", info.Version, "pod", info.Instance)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "imageproc: config: LOG_LEVEL:", err)
-		os.Exit(2)
-	}
-	// Tilt's inner loop only (the dev overlay sets DEV_RELOAD_BINARY).
-	if err := devreload.Setup(log); err != nil {
-		log.Error("exiting", "err", err)
-		os.Exit(1)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop, proc := lifecycle.Boot("imageproc", &cfg, &cfg.LogLevel)
 	defer stop()
+	info, log := proc.Info, proc.Log
 
+	var err error
 	switch cmd {
 	case "serve":
 		err = serve(ctx, cfg, info, log)

@@ -22,9 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -32,8 +30,8 @@ import (
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/platform/build"
-	"github.com/kubelab/kubelab/services/platform/config"
 	"github.com/kubelab/kubelab/services/platform/grpcclient"
+	"github.com/kubelab/kubelab/services/platform/lifecycle"
 	"github.com/kubelab/kubelab/services/platform/telemetry"
 	"github.com/kubelab/kubelab/services/worker/internal/maintain"
 	"github.com/kubelab/kubelab/services/worker/internal/work"
@@ -89,7 +87,7 @@ func (s *settings) Validate() error {
 // Exit codes, see the package comment.
 const (
 	exitRetry  = 1
-	exitConfig = 2
+	exitConfig = lifecycle.ExitConfig
 )
 
 func main() {
@@ -98,23 +96,14 @@ func main() {
 		cmd = os.Args[1]
 	}
 	var cfg settings
-	if err := config.LoadEnv(&cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(exitConfig)
-	}
-	info := build.Current("worker")
-	log, err := telemetry.NewLogger(os.Stderr, cfg.LogLevel, "service", info.Service, "version", info.Version, "pod", info.Instance)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker: config: LOG_LEVEL:", err)
-		os.Exit(exitConfig)
-	}
+	ctx, stop, proc := lifecycle.Boot("worker", &cfg, &cfg.LogLevel)
+	defer stop()
+	info, log := proc.Info, proc.Log
 	if cmd != "run" && cmd != "maintain" {
 		log.Error("unknown command; want run or maintain", "command", cmd)
 		os.Exit(exitConfig)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	err = run(ctx, cmd, cfg, info, log)
+	err := run(ctx, cmd, cfg, info, log)
 	switch {
 	case err == nil:
 		return
