@@ -121,6 +121,25 @@ demo-rollback: ## undo the last frontend rollout
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/frontend --timeout=300s
 	$(KUBECTL) -n $(NAMESPACE) rollout history deployment/frontend
 
+CLUSTER    := test/cluster/cluster.sh
+E2E_IMAGES := $(foreach s,$(SERVICES),$(IMAGE_PREFIX)$(s):0.1.0) $(IMAGE_PREFIX)postgres:15-debian
+
+.PHONY: cluster-up
+cluster-up: ## start a real single-node Kubernetes in its own network namespace (builds cached in ~/.cache/kubelab)
+	$(CLUSTER) up
+	$(MAKE) --no-print-directory images IMAGE_TAG=0.1.0 VERSION=0.1.0
+	$(CLUSTER) import $(E2E_IMAGES)
+	@echo "kubectl: export KUBECONFIG=$$HOME/.cache/kubelab/lab/run/admin.kubeconfig PATH=$$HOME/.cache/kubelab/kubernetes-v1.33.13/bin:\$$PATH"
+
+.PHONY: cluster-down
+cluster-down: ## stop the test cluster and remove every trace of it
+	$(CLUSTER) down
+
+.PHONY: e2e
+e2e: ## end-to-end tests on the test cluster (after make cluster-up)
+	cd test/e2e && KUBECONFIG=$$HOME/.cache/kubelab/lab/run/admin.kubeconfig PATH=$$HOME/.cache/kubelab/kubernetes-v1.33.13/bin:$$PATH \
+	  go test -tags e2e -count=1 -timeout 40m -v .
+
 .PHONY: test
 test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process, browser and fuzz-seed tests
 	go vet $(PACKAGES)

@@ -167,7 +167,9 @@ func openStore(ctx context.Context, cfg settings, log *slog.Logger) (store.Store
 func waitFor(ctx context.Context, log *slog.Logger, what string, window time.Duration, fn func(context.Context) error) error {
 	deadline := time.Now().Add(window)
 	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := fn(actx)
+		cancel()
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}

@@ -35,6 +35,12 @@ func OpenPostgres(ctx context.Context, url string, maxAttempts int) (*Postgres, 
 		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
 	}
 	cfg.MaxConnLifetime = 30 * time.Minute
+	// A database pod that was replaced leaves its old IP behind: a connect
+	// to it gets no answer at all, and without a bound would hang for the
+	// kernel's SYN retries (minutes) instead of trying the new address.
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres pool: %w", err)

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# A real single-node Kubernetes for kubelab's end-to-end tests, on a machine
+# with no Docker engine, no registry and no internet (see ../shared/CLUSTER.md
+# for the facts this follows). Every component runs as a plain process inside
+# its own network namespace; teardown leaves the machine as it was.
+#
+#   cluster.sh up      build (cached) and start; prints how to use kubectl
+#   cluster.sh down    stop everything and remove every trace
+#   cluster.sh import IMAGE...   load podman images into the cluster
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.33.13}
+CACHE=${KUBELAB_CACHE:-$HOME/.cache/kubelab}
+LAB=${KUBELAB_LAB:-$CACHE/lab}
+RUN=$LAB/run
+PKI=$RUN/pki
+BIN=$CACHE/kubernetes-$K8S_VERSION/bin
+NS=kubelab
+NODE_IP=10.200.0.2
+HOST_IP=10.200.0.1
+here=$(cd "$(dirname "$0")" && pwd)
+export KUBECONFIG=$RUN/admin.kubeconfig
+
+log() { printf '%s cluster: %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+in_ns() { nsenter --net=/run/netns/$NS "$@"; }
+kubectl() { "$BIN/kubectl" "$@"; }
+
+# start NAME CMD... runs a daemon in the netns, logging to $RUN/logs/NAME.log.
+start() {
+  local name=$1; shift
+  mkdir -p "$RUN/logs" "$RUN/pids"
+  nsenter --net=/run/netns/$NS "$@" >"$RUN/logs/$name.log" 2>&1 &
+  echo $! >"$RUN/pids/$name"
+}
+
+# wait_for WHAT SECONDS CMD... polls CMD every half second.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${secs}s waiting for $what (logs in $RUN/logs)"
+    sleep 0.5
+  done
+}
+
+kubeconfig() { # NAME CERT
+  cat >"$RUN/$1.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: kubelab, cluster: {server: "https://$NODE_IP:6443", certificate-authority: "$PKI/ca.crt"}}]
+users: [{name: $1, user: {client-certificate: "$PKI/$2.crt", client-key: "$PKI/$2.key"}}]
+contexts: [{name: kubelab, context: {cluster: kubelab, user: $1}}]
+current-context: kubelab
+KC
+}
+
+build() {
+  local t=$SECONDS
+  "$here/build-kubernetes.sh" "$CACHE"
+  # The pause image: a static Go program, no registry.
+  if ! podman image exists localhost/pause:3.10; then
+    local d; d=$(mktemp -d)
+    (cd "$here/images/pause" && CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "-s -w" -o "$d/pause" pause.go)
+    printf 'FROM scratch\nCOPY pause /pause\nENTRYPOINT ["/pause"]\n' >"$d/Containerfile"
+    podman build -q --network=none -t localhost/pause:3.10 "$d" >/dev/null
+    rm -rf "$d"
+  fi
+  log "binaries and images ready ($((SECONDS - t))s)"
+}
+
+network() {
+  ip netns add $NS
+  ip link add kl-host type veth peer name kl-node
+  ip link set kl-node netns $NS
+  ip addr add $HOST_IP/24 dev kl-host
+  ip link set kl-host up
+  in_ns ip link set lo up
+  in_ns ip addr add $NODE_IP/24 dev kl-node
+  in_ns ip link set kl-node up
+  in_ns sysctl -qw net.ipv4.ip_forward=1
+  ip route add 10.96.0.0/16 via $NODE_IP
+  ip route add 10.244.0.0/16 via $NODE_IP
+}
+
+configs() {
+  mkdir -p "$RUN"/{cni/net.d,cni/ipam,containerd,kubelet/volume-plugins,podlogs,etcd}
+  kubeconfig admin admin
+  kubeconfig controller-manager controller-manager
+  kubeconfig scheduler scheduler
+  kubeconfig kube-proxy kube-proxy
+  kubeconfig kubelet kubelet-client
+  cat >"$RUN/containerd.toml" <<TOML
+version = 2
+root = "$RUN/containerd/root"
+state = "$RUN/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$RUN/containerd/containerd.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$RUN/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/pause:3.10"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "$(command -v runc)"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$RUN/cni/net.d"
+TOML
+  cat >"$RUN/cni/net.d/10-kubelab.conflist" <<JSON
+{"cniVersion":"0.4.0","name":"kubelab","plugins":[
+  {"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,
+   "ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.0.0/24","gateway":"10.244.0.1"}]],
+           "routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$RUN/cni/ipam"}},
+  {"type":"portmap","capabilities":{"portMappings":true}}]}
+JSON
+  echo "nameserver 10.96.0.10" >"$RUN/resolv.conf"
+  cat >"$RUN/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://$RUN/containerd/containerd.sock
+clusterDNS: ["10.96.0.10"]
+clusterDomain: cluster.local
+resolvConf: $RUN/resolv.conf
+podLogsDir: $RUN/podlogs
+volumePluginDir: $RUN/kubelet/volume-plugins
+authentication: {anonymous: {enabled: false}, webhook: {enabled: true}, x509: {clientCAFile: $PKI/ca.crt}}
+authorization: {mode: Webhook}
+tlsCertFile: $PKI/kubelet-server.crt
+tlsPrivateKeyFile: $PKI/kubelet-server.key
+address: $NODE_IP
+healthzBindAddress: 127.0.0.1
+readOnlyPort: 0
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+rotateCertificates: false
+serverTLSBootstrap: false
+protectKernelDefaults: false
+YAML
+  cat >"$RUN/kube-proxy.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $RUN/kube-proxy.kubeconfig}
+mode: iptables
+hostnameOverride: kubelab-node
+clusterCIDR: 10.244.0.0/16
+bindAddress: $NODE_IP
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+nodePortAddresses: ["primary"]
+YAML
+}
+
+core() {
+  start etcd etcd --name kubelab --data-dir "$RUN/etcd" --logger=zap \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster kubelab=http://127.0.0.1:2380 --unsafe-no-fsync
+  wait_for etcd 30 in_ns curl -sf http://127.0.0.1:2379/health
+  start kube-apiserver "$BIN/kube-apiserver" --advertise-address=$NODE_IP --bind-address=0.0.0.0 --secure-port=6443 \
+    --etcd-servers=http://127.0.0.1:2379 --service-cluster-ip-range=10.96.0.0/16 \
+    --client-ca-file="$PKI/ca.crt" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP,Hostname \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction,PodSecurity --allow-privileged=true \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true --profiling=false
+  wait_for "kube-apiserver /readyz" 60 kubectl get --raw /readyz
+  start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$RUN/controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$RUN/controller-manager.kubeconfig" --authorization-kubeconfig="$RUN/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --leader-elect=false --cluster-name=kubelab \
+    --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+    --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" --use-service-account-credentials=true \
+    --allocate-node-cidrs=true --cluster-cidr=10.244.0.0/16 --node-cidr-mask-size=24 --service-cluster-ip-range=10.96.0.0/16 \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --flex-volume-plugin-dir="$RUN/kubelet/volume-plugins" --profiling=false
+  start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$RUN/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$RUN/scheduler.kubeconfig" --authorization-kubeconfig="$RUN/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --leader-elect=false --profiling=false
+  start containerd containerd --config "$RUN/containerd.toml"
+  wait_for containerd 30 test -S "$RUN/containerd/containerd.sock"
+  import localhost/pause:3.10
+  # The kubelet changes these host sysctls; teardown puts them back.
+  sysctl -n kernel.panic kernel.panic_on_oops vm.overcommit_memory >"$RUN/sysctl.before"
+  start kubelet "$BIN/kubelet" --config="$RUN/kubelet.yaml" --kubeconfig="$RUN/kubelet.kubeconfig" \
+    --node-ip=$NODE_IP --hostname-override=kubelab-node --root-dir="$RUN/kubelet" --v=1
+  start kube-proxy "$BIN/kube-proxy" --config="$RUN/kube-proxy.yaml"
+  wait_for "node Ready" 120 kubectl wait --for=condition=Ready node/kubelab-node --timeout=2s
+}
+
+# import IMAGE... copies podman images into the cluster's containerd.
+import() {
+  local img
+  for img in "$@"; do
+    podman save "$img" | ctr --address "$RUN/containerd/containerd.sock" -n k8s.io images import - >/dev/null
+  done
+}
+
+ADDONS=$CACHE/addons
+
+# scratch_image TAG DIR builds DIR (holding rootfs/ and a Containerfile
+# body) into a FROM-scratch image, offline: COPY only, no RUN.
+scratch_image() {
+  podman image exists "$1" && return 0
+  podman build -q --network=none -t "$1" -f "$2/Containerfile" "$2" >/dev/null
+}
+
+build_addons() {
+  local t=$SECONDS gi=(env GOBIN="$ADDONS/bin" CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w")
+  [[ -x $ADDONS/bin/coredns ]] || "${gi[@]}" github.com/coredns/coredns@v1.15.0
+  [[ -x $ADDONS/bin/local-path-provisioner ]] || "${gi[@]}" github.com/rancher/local-path-provisioner@v0.0.30
+  local d=$ADDONS/images
+  rm -rf "$d" && mkdir -p "$d"/{coredns,local-path,busybox}/rootfs
+  mkdir -p "$d/coredns/rootfs/etc/coredns" "$d/local-path/rootfs/usr/bin" "$d/busybox/rootfs/bin" "$d/busybox/rootfs/tmp"
+  cp "$ADDONS/bin/coredns" "$d/coredns/rootfs/coredns"
+  cp "$here/addons/Corefile" "$d/coredns/rootfs/etc/coredns/Corefile"
+  printf 'FROM scratch\nCOPY rootfs/ /\nENTRYPOINT ["/coredns"]\nCMD ["-conf", "/etc/coredns/Corefile"]\n' >"$d/coredns/Containerfile"
+  scratch_image localhost/coredns:v1.15.0 "$d/coredns"
+  cp "$ADDONS/bin/local-path-provisioner" "$d/local-path/rootfs/usr/bin/"
+  printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin:/bin\n' >"$d/local-path/Containerfile"
+  scratch_image localhost/local-path-provisioner:v0.0.30 "$d/local-path"
+  # The provisioner's helper pods run sh, mkdir and rm: busybox-static.
+  cp "$(command -v busybox)" "$d/busybox/rootfs/bin/busybox"
+  for a in $(busybox --list); do [[ $a == busybox ]] || ln -sf busybox "$d/busybox/rootfs/bin/$a"; done
+  chmod 1777 "$d/busybox/rootfs/tmp"
+  printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\n' >"$d/busybox/Containerfile"
+  scratch_image localhost/busybox-helper:1.35 "$d/busybox"
+  log "add-ons built ($((SECONDS - t))s)"
+}
+
+addons() {
+  import localhost/coredns:v1.15.0 localhost/local-path-provisioner:v0.0.30 localhost/busybox-helper:1.35
+  kubectl apply -f "$here/addons/coredns.yaml" >/dev/null
+  # local-path-provisioner's own manifest, pointed at local images, a
+  # directory under the lab, and renamed to the class the overlays expect.
+  mkdir -p "$RUN/local-path"
+  sed -e "s#rancher/local-path-provisioner:v0.0.30#localhost/local-path-provisioner:v0.0.30#" \
+      -e "s#image: busybox#image: localhost/busybox-helper:1.35#" \
+      -e "s#/opt/local-path-provisioner#$RUN/local-path#" \
+      -e "s#^  name: local-path\$#  name: standard\n  annotations:\n    storageclass.kubernetes.io/is-default-class: \"true\"#" \
+      "$(go env GOMODCACHE)/github.com/rancher/local-path-provisioner@v0.0.30/deploy/local-path-storage.yaml" \
+    | kubectl apply -f - >/dev/null
+  wait_for "CoreDNS" 120 kubectl -n kube-system rollout status deployment/coredns --timeout=2s
+  wait_for "local-path-provisioner" 120 kubectl -n local-path-storage rollout status deployment/local-path-provisioner --timeout=2s
+}
+
+up() {
+  [[ $(id -u) == 0 ]] || die "run as root (network namespaces, mounts)"
+  [[ ! -e /run/netns/$NS ]] || die "a cluster is already up (cluster.sh down first)"
+  local t=$SECONDS
+  build
+  build_addons
+  rm -rf "$RUN" && mkdir -p "$RUN"
+  log "pki"; "$here/pki.sh" "$PKI"
+  log "network namespace $NS ($NODE_IP)"; network
+  configs
+  log "control plane, containerd, kubelet, kube-proxy"; core
+  log "add-ons: CoreDNS, local-path-provisioner (StorageClass standard)"; addons
+  log "up in $((SECONDS - t))s: export KUBECONFIG=$KUBECONFIG; $BIN/kubectl get nodes"
+}
+
+stop_pid() { # NAME [GRACE]
+  local f=$RUN/pids/$1 pid
+  [[ -f $f ]] || return 0
+  pid=$(cat "$f")
+  kill "$pid" 2>/dev/null || { rm -f "$f"; return 0; }
+  for _ in $(seq $((${2:-10} * 5))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$f"
+}
+
+down() {
+  local t=$SECONDS
+  stop_pid kube-controller-manager 5
+  stop_pid kube-scheduler 5
+  if [[ -f $RUN/pids/kube-apiserver ]]; then
+    kubectl delete pods -A --all --grace-period=5 --wait --timeout=60s >/dev/null 2>&1 || true
+  fi
+  stop_pid kube-proxy 5
+  stop_pid kubelet 10
+  for p in $(pgrep -f containerd-shim-runc-v2 || true); do
+    grep -q "$RUN" "/proc/$p/cmdline" 2>/dev/null && kill -9 "$p" 2>/dev/null || true
+  done
+  stop_pid containerd 10
+  stop_pid kube-apiserver 10
+  stop_pid etcd 10
+  # Mounts under the lab and the pods' network namespaces.
+  grep -o " $RUN[^ ]*\| /run/netns/cni-[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -f /run/netns/cni-* 2>/dev/null || true
+  ip netns del $NS 2>/dev/null || true
+  if mountpoint -q /run/netns && [[ -z $(ls -A /run/netns) ]]; then umount /run/netns && rmdir /run/netns; fi
+  for h in /sys/fs/cgroup/*/kubepods; do
+    [[ -d $h ]] && find "$h" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  if [[ -f $RUN/sysctl.before ]]; then
+    mapfile -t v <"$RUN/sysctl.before"
+    sysctl -qw kernel.panic="${v[0]}" kernel.panic_on_oops="${v[1]}" vm.overcommit_memory="${v[2]}"
+  fi
+  rm -rf /var/lib/kubelet /var/log/containers /run/containerd /var/lib/cni /usr/libexec/kubernetes
+  rm -rf "$RUN/containerd" "$RUN/kubelet" "$RUN/etcd" "$RUN/local-path"
+  log "down in $((SECONDS - t))s"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  import) shift; import "$@" ;;
+  *) echo "usage: cluster.sh up|down|import IMAGE..." >&2; exit 2 ;;
+esac
