@@ -127,7 +127,8 @@ func isTransient(err error) bool {
 }
 
 func run(ctx context.Context, cmd string, cfg settings, info build.Info, log *slog.Logger) error {
-	conn, err := grpcclient.Dial(cfg.Imageproc, cfg.Balancing, nil)
+	conn, err := grpcclient.Dial(grpcclient.Options{Target: cfg.Imageproc, Balancing: cfg.Balancing,
+		HealthService: "imageproc.v1.QueueService"})
 	if err != nil {
 		return fmt.Errorf("imageproc (IMAGEPROC_ADDR, IMAGEPROC_BALANCING): %w", err)
 	}

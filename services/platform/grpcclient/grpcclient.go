@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // client-side health checking, see Options.HealthService
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -28,11 +29,26 @@ type Method struct {
 	Method  string `json:"method"`
 }
 
-// Dial returns a connection to target. It does not wait: connections are
-// made on first use and re-made as addresses come and go. Calls to the
-// methods in retry are retried on UNAVAILABLE (a pod going away); list only
-// calls that are safe to repeat.
-func Dial(target, balancing string, retry []Method, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+// Options say how to reach a service.
+type Options struct {
+	// Target is a gRPC target, e.g. "dns:///imageproc-headless:50051".
+	Target    string
+	Balancing string
+	// HealthService, if set, turns on client-side health checking: each
+	// subchannel watches grpc.health.v1 for this service name and takes
+	// calls only while it is SERVING. With a headless Service that
+	// publishes not-ready pods too, the client itself decides which pods
+	// are usable, without waiting for DNS to catch up.
+	HealthService string
+	// Retry lists the methods retried on UNAVAILABLE (a pod going away);
+	// list only calls that are safe to repeat.
+	Retry []Method
+}
+
+// Dial returns a connection. It does not wait: connections are made on
+// first use and re-made as addresses come and go.
+func Dial(o Options, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	target, balancing, retry := o.Target, o.Balancing, o.Retry
 	if balancing != RoundRobin && balancing != PickFirst {
 		return nil, fmt.Errorf("balancing %q: want %s or %s", balancing, RoundRobin, PickFirst)
 	}
@@ -40,7 +56,7 @@ func Dial(target, balancing string, retry []Method, extra ...grpc.DialOption) (*
 		// Round robin over one address balances nothing: say so at start.
 		return nil, fmt.Errorf("target %q: round_robin needs a dns:/// target that resolves to every pod (a headless Service)", target)
 	}
-	config, err := serviceConfig(balancing, retry)
+	config, err := serviceConfig(balancing, o.HealthService, retry)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +86,7 @@ func manyAddresses(target string) bool {
 	return false
 }
 
-func serviceConfig(balancing string, retry []Method) (string, error) {
+func serviceConfig(balancing, healthService string, retry []Method) (string, error) {
 	type retryPolicy struct {
 		MaxAttempts          int      `json:"maxAttempts"`
 		InitialBackoff       string   `json:"initialBackoff"`
@@ -82,10 +98,17 @@ func serviceConfig(balancing string, retry []Method) (string, error) {
 		Name        []Method    `json:"name"`
 		RetryPolicy retryPolicy `json:"retryPolicy"`
 	}
+	type healthCheck struct {
+		ServiceName string `json:"serviceName"`
+	}
 	cfg := struct {
 		LoadBalancingConfig []map[string]struct{} `json:"loadBalancingConfig"`
+		HealthCheckConfig   *healthCheck          `json:"healthCheckConfig,omitempty"`
 		MethodConfig        []methodConfig        `json:"methodConfig,omitempty"`
 	}{LoadBalancingConfig: []map[string]struct{}{{balancing: {}}}}
+	if healthService != "" {
+		cfg.HealthCheckConfig = &healthCheck{ServiceName: healthService}
+	}
 	if len(retry) > 0 {
 		cfg.MethodConfig = []methodConfig{{Name: retry, RetryPolicy: retryPolicy{
 			MaxAttempts: 3, InitialBackoff: "0.05s", MaxBackoff: "0.5s", BackoffMultiplier: 2,

@@ -18,7 +18,7 @@ func TestDialChecksTheTargetFitsTheBalancing(t *testing.T) {
 		{"dns:///imageproc:50051", "random", "balancing"},
 	}
 	for _, tt := range tests {
-		conn, err := Dial(tt.target, tt.balancing, retry)
+		conn, err := Dial(Options{Target: tt.target, Balancing: tt.balancing, Retry: retry})
 		switch {
 		case tt.wantErr == "" && err != nil:
 			t.Errorf("Dial(%q, %s): %v", tt.target, tt.balancing, err)
@@ -32,16 +32,16 @@ func TestDialChecksTheTargetFitsTheBalancing(t *testing.T) {
 }
 
 func TestServiceConfig(t *testing.T) {
-	cfg, err := serviceConfig(PickFirst, []Method{{"s", "m"}})
+	cfg, err := serviceConfig(PickFirst, "svc", []Method{{"s", "m"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"loadBalancingConfig":[{"pick_first":{}}]`, `"name":[{"service":"s","method":"m"}]`, `"retryableStatusCodes":["UNAVAILABLE"]`} {
+	for _, want := range []string{`"loadBalancingConfig":[{"pick_first":{}}]`, `"name":[{"service":"s","method":"m"}]`, `"retryableStatusCodes":["UNAVAILABLE"]`, `"healthCheckConfig":{"serviceName":"svc"}`} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("%s lacks %s", cfg, want)
 		}
 	}
-	if cfg, _ := serviceConfig(RoundRobin, nil); strings.Contains(cfg, "methodConfig") {
+	if cfg, _ := serviceConfig(RoundRobin, "", nil); strings.Contains(cfg, "methodConfig") || strings.Contains(cfg, "healthCheck") {
 		t.Errorf("no retries asked, got %s", cfg)
 	}
 }

@@ -62,7 +62,8 @@ var retried = []grpcclient.Method{
 // Dial creates the client. It does not wait for imageproc: the connection
 // is made on first use and re-made when pods come and go.
 func Dial(opts Options) (*Client, error) {
-	conn, err := grpcclient.Dial(opts.Target, opts.Balancing, retried,
+	conn, err := grpcclient.Dial(grpcclient.Options{Target: opts.Target, Balancing: opts.Balancing,
+		HealthService: "imageproc.v1.ImageService", Retry: retried},
 		grpc.WithChainUnaryInterceptor(recordUnary),
 		grpc.WithChainStreamInterceptor(recordStream))
 	if err != nil {

@@ -96,7 +96,7 @@ type GRPC struct {
 // target spreads calls over every address.
 func NewGRPC(target, balancing string) (*GRPC, error) {
 	// No retries: loadgen reports what a client without them would see.
-	conn, err := grpcclient.Dial(target, balancing, nil)
+	conn, err := grpcclient.Dial(grpcclient.Options{Target: target, Balancing: balancing})
 	if err != nil {
 		return nil, fmt.Errorf("--target, --balancing: %w", err)
 	}
