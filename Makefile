@@ -122,12 +122,14 @@ demo-rollback: ## undo the last frontend rollout
 	$(KUBECTL) -n $(NAMESPACE) rollout history deployment/frontend
 
 CLUSTER    := test/cluster/cluster.sh
-E2E_IMAGES := $(foreach s,$(SERVICES),$(IMAGE_PREFIX)$(s):0.1.0) $(IMAGE_PREFIX)postgres:15-debian
+# Two versions of every service, for the rollout and rollback tests.
+E2E_IMAGES := $(foreach v,0.1.0 0.2.0,$(foreach s,$(SERVICES),$(IMAGE_PREFIX)$(s):$(v))) $(IMAGE_PREFIX)postgres:15-debian
 
 .PHONY: cluster-up
 cluster-up: ## start a real single-node Kubernetes in its own network namespace (builds cached in ~/.cache/kubelab)
 	$(CLUSTER) up
 	$(MAKE) --no-print-directory images IMAGE_TAG=0.1.0 VERSION=0.1.0
+	$(MAKE) --no-print-directory images IMAGE_TAG=0.2.0 VERSION=0.2.0
 	$(CLUSTER) import $(E2E_IMAGES)
 	@echo "kubectl: export KUBECONFIG=$$HOME/.cache/kubelab/lab/run/admin.kubeconfig PATH=$$HOME/.cache/kubelab/kubernetes-v1.33.13/bin:\$$PATH"
 

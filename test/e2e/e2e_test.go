@@ -100,6 +100,19 @@ func eventually(t *testing.T, what string, d time.Duration, fn func() error) {
 	}
 }
 
+func httpGet(url string) ([]byte, error) {
+	resp, err := http.Get(url) //nolint:noctx // test
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: status %d", url, resp.StatusCode)
+	}
+	return b, err
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv("KUBECONFIG") == "" {
 		fmt.Fprintln(os.Stderr, "e2e: KUBECONFIG is not set; run make cluster-up, then make e2e")
