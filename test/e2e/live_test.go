@@ -155,7 +155,9 @@ func TestWorkerJobKilledPodEveryTaskOnce(t *testing.T) {
 		t.Fatalf("create the Job: %v\n%s", err, out)
 	}
 	job := regexp.MustCompile(`job\.batch/(\S+) created`).FindStringSubmatch(string(out))[1]
-	t.Cleanup(func() { _, _ = exec.Command("kubectl", "-n", ns, "delete", "job", job, "--wait=false").CombinedOutput() })
+	t.Cleanup(func() {
+		_, _ = exec.Command("kubectl", "-n", ns, "delete", "job", job, "--wait=false").CombinedOutput()
+	})
 
 	done := func() float64 {
 		b, err := httpGet(base + "/api/v1/batches/" + batch)
