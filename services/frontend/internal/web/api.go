@@ -78,10 +78,7 @@ func (s *Server) apiList(w http.ResponseWriter, r *http.Request) {
 		}
 		size = n
 	}
-	ctx, answer := tracked(r)
-	ctx, cancel := s.Backend.Unary(ctx)
-	defer cancel()
-	resp, err := s.Backend.Images.ListImages(ctx, &imageprocv1.ListImagesRequest{PageSize: int32(size), PageToken: q.Get("page_token")})
+	resp, answer, err := unary(s, r, s.Backend.Images.ListImages, &imageprocv1.ListImagesRequest{PageSize: int32(size), PageToken: q.Get("page_token")})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -99,10 +96,7 @@ func (s *Server) apiUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGet(w http.ResponseWriter, r *http.Request) {
-	ctx, answer := tracked(r)
-	ctx, cancel := s.Backend.Unary(ctx)
-	defer cancel()
-	resp, err := s.Backend.Images.GetImage(ctx, &imageprocv1.GetImageRequest{Id: r.PathValue("id")})
+	resp, answer, err := unary(s, r, s.Backend.Images.GetImage, &imageprocv1.GetImageRequest{Id: r.PathValue("id")})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -171,10 +165,7 @@ func (s *Server) apiSubmitBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetBatch(w http.ResponseWriter, r *http.Request) {
-	ctx, answer := tracked(r)
-	ctx, cancel := s.Backend.Unary(ctx)
-	defer cancel()
-	resp, err := s.Backend.Queue.GetBatch(ctx, &imageprocv1.GetBatchRequest{Id: r.PathValue("id")})
+	resp, answer, err := unary(s, r, s.Backend.Queue.GetBatch, &imageprocv1.GetBatchRequest{Id: r.PathValue("id")})
 	if err != nil {
 		s.fail(w, r, err)
 		return

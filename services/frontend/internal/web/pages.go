@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/frontend/internal/auth"
 	"github.com/kubelab/kubelab/services/frontend/internal/backend"
@@ -55,6 +57,16 @@ type pageData interface{ base() *common }
 
 // tracked returns a context that records which imageproc pod answers.
 func tracked(r *http.Request) (context.Context, *backend.Answer) { return backend.Track(r.Context()) }
+
+// unary makes one unary call to imageproc for r, within the unary
+// deadline, and says which pod answered.
+func unary[Req, Resp any](s *Server, r *http.Request, call func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, *backend.Answer, error) {
+	ctx, answer := tracked(r)
+	ctx, cancel := s.Backend.Unary(ctx)
+	defer cancel()
+	resp, err := call(ctx, req)
+	return resp, answer, err
+}
 
 func (s *Server) panel(answer *backend.Answer) Panel {
 	l := s.Live()
@@ -102,12 +114,9 @@ type galleryPage struct {
 }
 
 func (s *Server) gallery(w http.ResponseWriter, r *http.Request) {
-	ctx, answer := tracked(r)
-	ctx, cancel := s.Backend.Unary(ctx)
-	defer cancel()
 	token := r.URL.Query().Get("page")
 	data := &galleryPage{First: token == ""}
-	resp, err := s.Backend.Images.ListImages(ctx, &imageprocv1.ListImagesRequest{PageSize: galleryPageSize, PageToken: token})
+	resp, answer, err := unary(s, r, s.Backend.Images.ListImages, &imageprocv1.ListImagesRequest{PageSize: galleryPageSize, PageToken: token})
 	if err != nil {
 		// The page still renders, with the reason: a learner scaling
 		// PostgreSQL to zero sees why the gallery is empty.
@@ -132,10 +141,7 @@ type detailPage struct {
 }
 
 func (s *Server) detail(w http.ResponseWriter, r *http.Request) {
-	ctx, answer := tracked(r)
-	ctx, cancel := s.Backend.Unary(ctx)
-	defer cancel()
-	resp, err := s.Backend.Images.GetImage(ctx, &imageprocv1.GetImageRequest{Id: r.PathValue("id")})
+	resp, answer, err := unary(s, r, s.Backend.Images.GetImage, &imageprocv1.GetImageRequest{Id: r.PathValue("id")})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -262,10 +268,7 @@ type batchPage struct {
 }
 
 func (s *Server) batchPage(w http.ResponseWriter, r *http.Request) {
-	ctx, answer := tracked(r)
-	ctx, cancel := s.Backend.Unary(ctx)
-	defer cancel()
-	resp, err := s.Backend.Queue.GetBatch(ctx, &imageprocv1.GetBatchRequest{Id: r.PathValue("id")})
+	resp, answer, err := unary(s, r, s.Backend.Queue.GetBatch, &imageprocv1.GetBatchRequest{Id: r.PathValue("id")})
 	if err != nil {
 		s.fail(w, r, err)
 		return
