@@ -99,11 +99,24 @@ undeploy: ## delete everything kubelab deployed, its volumes included
 demo-scale: ## scale imageproc 2 -> 5 -> 2 and watch the frontend spread its calls
 	@echo "watch: kubectl -n $(NAMESPACE) get pods -l app.kubernetes.io/name=imageproc -w"
 	@echo "and the 'imageproc:' column of loadgen: every new pod takes a share within MAX_CONNECTION_AGE (30s)"
-	$(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=5
+	@# With an HorizontalPodAutoscaler (the minikube overlay has one), the HPA
+	@# owns the replica count and would undo kubectl scale: move its floor.
+	@if $(KUBECTL) -n $(NAMESPACE) get hpa imageproc >/dev/null 2>&1; then \
+	  echo "an HPA manages imageproc: scaling by its minReplicas"; \
+	  $(KUBECTL) -n $(NAMESPACE) patch hpa imageproc -p '{"spec":{"minReplicas":5}}'; \
+	  $(KUBECTL) -n $(NAMESPACE) wait deployment/imageproc --for=jsonpath='{.spec.replicas}'=5 --timeout=60s; \
+	else \
+	  $(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=5; \
+	fi
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s
 	sleep 40
-	$(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=2
-	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s
+	@if $(KUBECTL) -n $(NAMESPACE) get hpa imageproc >/dev/null 2>&1; then \
+	  $(KUBECTL) -n $(NAMESPACE) patch hpa imageproc -p '{"spec":{"minReplicas":2}}'; \
+	  echo "the HPA scales back to 2 after its scale-down stabilization window (60s)"; \
+	else \
+	  $(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=2; \
+	  $(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s; \
+	fi
 
 .PHONY: demo-rollout
 demo-rollout: ## roll the frontend to kubelab/frontend:$(NEW_TAG) while you watch the versions change
@@ -122,16 +135,30 @@ demo-rollback: ## undo the last frontend rollout
 	$(KUBECTL) -n $(NAMESPACE) rollout history deployment/frontend
 
 CLUSTER    := test/cluster/cluster.sh
+CACHE      := $(HOME)/.cache/kubelab
+CLUSTER_ENV := KUBECONFIG=$(CACHE)/lab/run/admin.kubeconfig PATH=$(CACHE)/kubernetes-v1.33.13/bin:$$PATH
 # Two versions of every service, for the rollout and rollback tests.
-E2E_IMAGES := $(foreach v,0.1.0 0.2.0,$(foreach s,$(SERVICES),$(IMAGE_PREFIX)$(s):$(v))) $(IMAGE_PREFIX)postgres:15-debian
+E2E_VERSIONS := 0.1.0 0.2.0
+E2E_IMAGES := $(foreach v,$(E2E_VERSIONS),$(foreach s,$(SERVICES),$(IMAGE_PREFIX)$(s):$(v))) $(IMAGE_PREFIX)postgres:15-debian
+# The same images under the names the manifests use, as `minikube image
+# load` would give them, so the minikube overlay and the demo-* targets run
+# on the test cluster as written. PostgreSQL is this machine's own build.
+PG_IMAGE   := $(shell sed -n 's/^ *image: \(postgres:.*\)/\1/p' manifests/postgres/statefulset.yaml)
+MINIKUBE_IMAGES := $(foreach v,$(E2E_VERSIONS),$(foreach s,$(SERVICES),docker.io/kubelab/$(s):$(v))) docker.io/library/$(PG_IMAGE)
+
+.PHONY: cluster-build
+cluster-build: ## compile and package everything the test cluster runs (cached in ~/.cache/kubelab)
+	$(CLUSTER) build
 
 .PHONY: cluster-up
-cluster-up: ## start a real single-node Kubernetes in its own network namespace (builds cached in ~/.cache/kubelab)
+cluster-up: ## start a real single-node Kubernetes in its own network namespace, with kubelab's images
 	$(CLUSTER) up
-	$(MAKE) --no-print-directory images IMAGE_TAG=0.1.0 VERSION=0.1.0
-	$(MAKE) --no-print-directory images IMAGE_TAG=0.2.0 VERSION=0.2.0
-	$(CLUSTER) import $(E2E_IMAGES)
-	@echo "kubectl: export KUBECONFIG=$$HOME/.cache/kubelab/lab/run/admin.kubeconfig PATH=$$HOME/.cache/kubelab/kubernetes-v1.33.13/bin:\$$PATH"
+	@for v in $(E2E_VERSIONS); do $(MAKE) --no-print-directory images IMAGE_TAG=$$v VERSION=$$v; done
+	@for v in $(E2E_VERSIONS); do for s in $(SERVICES); do \
+	  $(PODMAN) tag $(IMAGE_PREFIX)$$s:$$v docker.io/kubelab/$$s:$$v; done; done
+	@$(PODMAN) tag $(IMAGE_PREFIX)postgres:15-debian docker.io/library/$(PG_IMAGE)
+	$(CLUSTER) import $(E2E_IMAGES) $(MINIKUBE_IMAGES)
+	@echo "kubectl: export $(CLUSTER_ENV)"
 
 .PHONY: cluster-down
 cluster-down: ## stop the test cluster and remove every trace of it
@@ -139,8 +166,7 @@ cluster-down: ## stop the test cluster and remove every trace of it
 
 .PHONY: e2e
 e2e: ## end-to-end tests on the test cluster (after make cluster-up)
-	cd test/e2e && KUBECONFIG=$$HOME/.cache/kubelab/lab/run/admin.kubeconfig PATH=$$HOME/.cache/kubelab/kubernetes-v1.33.13/bin:$$PATH \
-	  go test -tags e2e -count=1 -timeout 40m -v .
+	cd test/e2e && $(CLUSTER_ENV) go test -tags e2e -count=1 -timeout 45m -v .
 
 .PHONY: test
 test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process, browser and fuzz-seed tests

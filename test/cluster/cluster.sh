@@ -4,6 +4,7 @@
 # for the facts this follows). Every component runs as a plain process inside
 # its own network namespace; teardown leaves the machine as it was.
 #
+#   cluster.sh build   compile and package everything it runs (cached)
 #   cluster.sh up      build (cached) and start; prints how to use kubectl
 #   cluster.sh down    stop everything and remove every trace
 #   cluster.sh import IMAGE...   load podman images into the cluster
@@ -34,14 +35,48 @@ start() {
   echo $! >"$RUN/pids/$name"
 }
 
+# diagnostics prints what a failed start needs to be understood: the end of
+# every component's log and, once the API answers, the pods and events.
+diagnostics() {
+  local f
+  for f in "$RUN"/logs/*.log; do
+    [[ -f $f ]] || continue
+    printf '\n--- %s (last 25 lines)\n' "$f" >&2
+    tail -n 25 "$f" >&2
+  done
+  if kubectl get --raw /readyz >/dev/null 2>&1; then
+    printf '\n--- kubectl get pods -A -o wide\n' >&2; kubectl get pods -A -o wide >&2 || true
+    printf '\n--- kubectl get events -A\n' >&2; kubectl get events -A --sort-by=.lastTimestamp 2>&1 | tail -n 30 >&2 || true
+    printf '\n--- pods not Ready\n' >&2
+    kubectl get pods -A --no-headers 2>/dev/null | awk '$3 !~ /^([0-9]+)\/\1$/ {print $1, $2}' |
+      while read -r n p; do kubectl -n "$n" describe pod "$p" 2>&1 | tail -n 25 >&2; done
+  fi
+}
+
 # wait_for WHAT SECONDS CMD... polls CMD every half second.
 wait_for() {
   local what=$1 secs=$2; shift 2
   local deadline=$((SECONDS + secs))
   until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "timed out after ${secs}s waiting for $what (logs in $RUN/logs)"
+    if ((SECONDS >= deadline)); then
+      diagnostics
+      die "timed out after ${secs}s waiting for $what (logs in $RUN/logs)"
+    fi
     sleep 0.5
   done
+}
+
+# require checks the host tools the cluster runs on, naming the Debian
+# packages that provide any that are missing.
+require() {
+  local missing=() pair
+  for pair in etcd:etcd-server containerd:containerd ctr:containerd runc:runc podman:podman \
+              iptables:iptables conntrack:conntrack openssl:openssl busybox:busybox-static \
+              nsenter:util-linux curl:curl; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  done
+  [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+  ((${#missing[@]} == 0)) || die "missing tools; install them with: apt-get install -y ${missing[*]}"
 }
 
 kubeconfig() { # NAME CERT
@@ -223,48 +258,116 @@ scratch_image() {
   podman build -q --network=none -t "$1" -f "$2/Containerfile" "$2" >/dev/null
 }
 
+# Versions of the add-ons, each built from the Go module proxy.
+COREDNS=v1.15.0
+LOCAL_PATH=v0.0.30
+METRICS_SERVER=v0.8.0
+TRAEFIK=v3.6.12
+
+# go_install MODULE@VERSION installs a command into $ADDONS/bin, once.
+go_install() {
+  local name=${1%@*}; name=${name##*/}
+  [[ -x $ADDONS/bin/$name ]] && return 0
+  local t=$SECONDS
+  GOBIN="$ADDONS/bin" CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "$1"
+  log "built $1 ($((SECONDS - t))s)"
+}
+
+# build_traefik compiles Traefik in a throwaway module: its go.mod carries
+# replace directives, which `go install pkg@version` ignores.
+build_traefik() {
+  [[ -x $ADDONS/bin/traefik ]] && return 0
+  local t=$SECONDS mod=$ADDONS/traefik-module
+  rm -rf "$mod" && mkdir -p "$mod"
+  cat >"$mod/go.mod" <<MOD
+module kubelab/traefikbuild
+
+go 1.24.0
+
+replace (
+	github.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e
+	github.com/gorilla/mux => github.com/containous/mux v0.0.0-20250523120546-41b6ec3aed59
+	github.com/mailgun/minheap => github.com/containous/minheap v0.0.0-20190809180810-6e71eb837595
+)
+
+exclude github.com/tencentcloud/tencentcloud-sdk-go v3.0.83+incompatible
+MOD
+  (cd "$mod" && export CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod &&
+    go get github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' || true
+    go build -trimpath -ldflags "-s -w" -o "$ADDONS/bin/traefik" github.com/traefik/traefik/v3/cmd/traefik)
+  log "built traefik $TRAEFIK ($((SECONDS - t))s)"
+}
+
+# addon_image TAG BINARY ENTRYPOINT [USER] packages one static binary.
+addon_image() {
+  local d=$ADDONS/images/${1//[:\/]/_}
+  rm -rf "$d" && mkdir -p "$d/rootfs/tmp"
+  chmod 1777 "$d/rootfs/tmp"
+  cp "$2" "$d/rootfs/"
+  printf 'FROM scratch\nCOPY rootfs/ /\n%sENTRYPOINT ["%s"]\n' "${4:+USER $4\n}" "$3" >"$d/Containerfile"
+  scratch_image "$1" "$d"
+}
+
 build_addons() {
-  local t=$SECONDS gi=(env GOBIN="$ADDONS/bin" CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w")
-  [[ -x $ADDONS/bin/coredns ]] || "${gi[@]}" github.com/coredns/coredns@v1.15.0
-  [[ -x $ADDONS/bin/local-path-provisioner ]] || "${gi[@]}" github.com/rancher/local-path-provisioner@v0.0.30
+  local t=$SECONDS
+  go_install github.com/coredns/coredns@$COREDNS
+  go_install github.com/rancher/local-path-provisioner@$LOCAL_PATH
+  go_install sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER
+  build_traefik
   local d=$ADDONS/images
   rm -rf "$d" && mkdir -p "$d"/{coredns,local-path,busybox}/rootfs
   mkdir -p "$d/coredns/rootfs/etc/coredns" "$d/local-path/rootfs/usr/bin" "$d/busybox/rootfs/bin" "$d/busybox/rootfs/tmp"
   cp "$ADDONS/bin/coredns" "$d/coredns/rootfs/coredns"
   cp "$here/addons/Corefile" "$d/coredns/rootfs/etc/coredns/Corefile"
   printf 'FROM scratch\nCOPY rootfs/ /\nENTRYPOINT ["/coredns"]\nCMD ["-conf", "/etc/coredns/Corefile"]\n' >"$d/coredns/Containerfile"
-  scratch_image localhost/coredns:v1.15.0 "$d/coredns"
+  scratch_image localhost/coredns:$COREDNS "$d/coredns"
   cp "$ADDONS/bin/local-path-provisioner" "$d/local-path/rootfs/usr/bin/"
   printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin:/bin\n' >"$d/local-path/Containerfile"
-  scratch_image localhost/local-path-provisioner:v0.0.30 "$d/local-path"
+  scratch_image localhost/local-path-provisioner:$LOCAL_PATH "$d/local-path"
   # The provisioner's helper pods run sh, mkdir and rm: busybox-static.
   cp "$(command -v busybox)" "$d/busybox/rootfs/bin/busybox"
   for a in $(busybox --list); do [[ $a == busybox ]] || ln -sf busybox "$d/busybox/rootfs/bin/$a"; done
   chmod 1777 "$d/busybox/rootfs/tmp"
   printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\n' >"$d/busybox/Containerfile"
   scratch_image localhost/busybox-helper:1.35 "$d/busybox"
-  log "add-ons built ($((SECONDS - t))s)"
+  addon_image localhost/metrics-server:$METRICS_SERVER "$ADDONS/bin/metrics-server" /metrics-server 1000:1000
+  addon_image localhost/traefik:$TRAEFIK "$ADDONS/bin/traefik" /traefik 65532:65532
+  log "add-ons ready ($((SECONDS - t))s)"
 }
 
 addons() {
-  import localhost/coredns:v1.15.0 localhost/local-path-provisioner:v0.0.30 localhost/busybox-helper:1.35
+  import localhost/coredns:$COREDNS localhost/local-path-provisioner:$LOCAL_PATH localhost/busybox-helper:1.35 \
+    localhost/metrics-server:$METRICS_SERVER localhost/traefik:$TRAEFIK
   kubectl apply -f "$here/addons/coredns.yaml" >/dev/null
   # local-path-provisioner's own manifest, pointed at local images, a
   # directory under the lab, and renamed to the class the overlays expect.
   mkdir -p "$RUN/local-path"
-  sed -e "s#rancher/local-path-provisioner:v0.0.30#localhost/local-path-provisioner:v0.0.30#" \
+  sed -e "s#rancher/local-path-provisioner:$LOCAL_PATH#localhost/local-path-provisioner:$LOCAL_PATH#" \
       -e "s#image: busybox#image: localhost/busybox-helper:1.35#" \
       -e "s#/opt/local-path-provisioner#$RUN/local-path#" \
       -e "s#^  name: local-path\$#  name: standard\n  annotations:\n    storageclass.kubernetes.io/is-default-class: \"true\"#" \
-      "$(go env GOMODCACHE)/github.com/rancher/local-path-provisioner@v0.0.30/deploy/local-path-storage.yaml" \
+      "$(go env GOMODCACHE)/github.com/rancher/local-path-provisioner@$LOCAL_PATH/deploy/local-path-storage.yaml" \
     | kubectl apply -f - >/dev/null
+  # metrics-server's own kustomize base, with the local image; the kubelet's
+  # serving certificate has no SAN for metrics-server to check, and its
+  # readiness delay is shortened (the HPA needs it, nothing else waits).
+  kubectl kustomize "$(go env GOMODCACHE)/sigs.k8s.io/metrics-server@$METRICS_SERVER/manifests/base" 2>/dev/null \
+    | sed -e "s#image: .*metrics-server.*#image: localhost/metrics-server:$METRICS_SERVER#" \
+          -e "s#- --metric-resolution=15s#- --metric-resolution=15s\n        - --kubelet-insecure-tls#" \
+          -e "s#initialDelaySeconds: 20#initialDelaySeconds: 2#" \
+    | kubectl apply -f - >/dev/null
+  kubectl apply -f "$here/addons/traefik.yaml" >/dev/null
   wait_for "CoreDNS" 120 kubectl -n kube-system rollout status deployment/coredns --timeout=2s
   wait_for "local-path-provisioner" 120 kubectl -n local-path-storage rollout status deployment/local-path-provisioner --timeout=2s
+  wait_for "Traefik" 120 kubectl -n traefik rollout status deployment/traefik --timeout=2s
+  wait_for "metrics-server" 180 kubectl -n kube-system rollout status deployment/metrics-server --timeout=2s
+  wait_for "the metrics API" 120 kubectl wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=2s
 }
 
 up() {
   [[ $(id -u) == 0 ]] || die "run as root (network namespaces, mounts)"
   [[ ! -e /run/netns/$NS ]] || die "a cluster is already up (cluster.sh down first)"
+  require
   local t=$SECONDS
   build
   build_addons
@@ -273,7 +376,7 @@ up() {
   log "network namespace $NS ($NODE_IP)"; network
   configs
   log "control plane, containerd, kubelet, kube-proxy"; core
-  log "add-ons: CoreDNS, local-path-provisioner (StorageClass standard)"; addons
+  log "add-ons: CoreDNS, local-path-provisioner (StorageClass standard), metrics-server, Traefik (IngressClass nginx)"; addons
   log "up in $((SECONDS - t))s: export KUBECONFIG=$KUBECONFIG; $BIN/kubectl get nodes"
 }
 
@@ -320,8 +423,9 @@ down() {
 }
 
 case ${1:-} in
+  build) require; build; build_addons ;;
   up) up ;;
   down) down ;;
   import) shift; import "$@" ;;
-  *) echo "usage: cluster.sh up|down|import IMAGE..." >&2; exit 2 ;;
+  *) echo "usage: cluster.sh build|up|down|import IMAGE..." >&2; exit 2 ;;
 esac
