@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -14,6 +15,7 @@ import (
 	"image/jpeg"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +33,13 @@ func kubectl(t *testing.T, args ...string) string {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// runKubectl is kubectl for cleanups and probes, where a failure is an
+// answer, not a test failure.
+func runKubectl(args ...string) (string, error) {
+	out, err := exec.Command("kubectl", args...).CombinedOutput()
+	return string(out), err
 }
 
 // diagnose prints what a failed wait was about.
@@ -67,7 +76,37 @@ func frontendURL(t *testing.T) string {
 	return "http://" + ip
 }
 
+// nodeIP is where the test cluster's node, and so its hostPorts and
+// NodePorts, answer from the host; the Ingress controller listens on its
+// ports 80 and 443, as minikube's ingress addon does on `minikube ip`.
+const nodeIP = "10.200.0.2"
+
+// ingressHost is the host the frontend's Ingress rule routes.
+const ingressHost = "kubelab.local"
+
+// viaIngress is an HTTP client that reaches ingressHost at the node, as
+// a line "10.200.0.2 kubelab.local" in /etc/hosts would: the request
+// carries the Host header the Ingress rule matches.
+var viaIngress = &http.Client{
+	Timeout: 30 * time.Second,
+	Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if host, port, err := net.SplitHostPort(addr); err == nil && host == ingressHost {
+				addr = net.JoinHostPort(nodeIP, port)
+			}
+			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+		},
+	},
+}
+
 func photo(t *testing.T) []byte {
+	t.Helper()
+	return photoQuality(t, 85)
+}
+
+// photoQuality encodes the same picture at another JPEG quality: other
+// bytes, so another photo to imageproc, which keys content by its hash.
+func photoQuality(t *testing.T, quality int) []byte {
 	t.Helper()
 	img := image.NewRGBA(image.Rect(0, 0, 640, 480))
 	for y := range 480 {
@@ -76,7 +115,7 @@ func photo(t *testing.T) []byte {
 		}
 	}
 	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 85}); err != nil {
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -123,7 +162,7 @@ func TestMain(m *testing.M) {
 
 // TestDeployUploadSurvivesPodDeletion deploys the app into a namespace that
 // enforces Pod Security "restricted" (the API server admits every pod),
-// uploads a photo through the frontend, deletes the imageproc and
+// uploads a photo through the Ingress, deletes the imageproc and
 // PostgreSQL pods, and reads the photo back: the data lives on PVCs.
 func TestDeployUploadSurvivesPodDeletion(t *testing.T) {
 	kubectl(t, "apply", "-k", "overlay")
@@ -133,17 +172,23 @@ func TestDeployUploadSurvivesPodDeletion(t *testing.T) {
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
 	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
-	base := frontendURL(t)
+	base := "http://" + ingressHost
+	eventually(t, "the Ingress's address in its status", time.Minute, func() error {
+		if got := kubectl(t, "-n", ns, "get", "ingress", "frontend", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); got != nodeIP {
+			return fmt.Errorf("status address %q, want %s", got, nodeIP)
+		}
+		return nil
+	})
 
 	data := photo(t)
 	var id string
-	eventually(t, "upload through the frontend", time.Minute, func() error {
+	eventually(t, "upload through the Ingress", time.Minute, func() error {
 		var body bytes.Buffer
 		mw := multipart.NewWriter(&body)
 		fw, _ := mw.CreateFormFile("file", "e2e.jpg")
 		_, _ = fw.Write(data)
 		_ = mw.Close()
-		resp, err := http.Post(base+"/api/v1/images", mw.FormDataContentType(), &body) //nolint:noctx // test
+		resp, err := viaIngress.Post(base+"/api/v1/images", mw.FormDataContentType(), &body) //nolint:noctx // test
 		if err != nil {
 			return err
 		}
@@ -159,12 +204,18 @@ func TestDeployUploadSurvivesPodDeletion(t *testing.T) {
 		id = up.Image.ID
 		return nil
 	})
+	// A Host no rule matches gets the controller's 404, not the app.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+nodeIP+"/api/v1/info", nil) //nolint:noctx // test
+	req.Host = "other.example"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound || resp.Header.Get("X-Served-By") != "" {
+		t.Fatalf("a host no Ingress rule names: %v %v", resp, err)
+	}
 
 	kubectl(t, "-n", ns, "delete", "pods", "-l", "app.kubernetes.io/name in (imageproc,postgres)", "--wait=true")
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
 	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
 	eventually(t, "the photo after the pods were replaced", 2*time.Minute, func() error {
-		resp, err := http.Get(base + "/media/" + id) //nolint:noctx // test
+		resp, err := viaIngress.Get(base + "/media/" + id) //nolint:noctx // test
 		if err != nil {
 			return err
 		}

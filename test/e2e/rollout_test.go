@@ -3,34 +3,11 @@
 package e2e
 
 import (
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-// loadgen builds the loadgen command once.
-func loadgenBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "loadgen")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kubelab/kubelab/services/loadgen").CombinedOutput(); err != nil {
-		t.Fatalf("build loadgen: %v\n%s", err, out)
-	}
-	return bin
-}
-
-type loadSummary struct {
-	Sent, OK, Failed int
-	Versions         map[string]int
-	Failures         map[string]int
-	Intervals        []struct {
-		Versions map[string]int `json:"versions"`
-	}
-}
 
 // TestRollingUpdateAndRollbackLoseNothing rolls the frontend to 0.2.0 and
 // back with `kubectl rollout undo` while loadgen sends constant traffic to
@@ -45,14 +22,7 @@ func TestRollingUpdateAndRollbackLoseNothing(t *testing.T) {
 		return err
 	})
 
-	out := filepath.Join(t.TempDir(), "summary.json")
-	lg := exec.Command(loadgenBinary(t), "--target", base, "--rate", "40", "--duration", "150s",
-		"--keepalive=false", "--timeout", "5s", "--json", out, "--max-errors", "-1", "--quiet")
-	lg.Stderr = os.Stderr
-	if err := lg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lg.Process.Kill() }()
+	lg := startLoad(t, base, 40, 150*time.Second)
 	time.Sleep(5 * time.Second)
 
 	kubectl(t, "-n", ns, "annotate", "deployment/frontend", "kubernetes.io/change-cause=e2e: set image 0.2.0", "--overwrite")
@@ -66,21 +36,8 @@ func TestRollingUpdateAndRollbackLoseNothing(t *testing.T) {
 		t.Errorf("rollout history lacks the change-cause:\n%s", history)
 	}
 
-	if err := lg.Wait(); err != nil {
-		t.Fatalf("loadgen: %v", err)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s loadSummary
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("loadgen: %d sent, %d failed, versions %v", s.Sent, s.Failed, s.Versions)
-	if s.Failed != 0 || s.Sent < 4000 {
-		t.Fatalf("%d of %d requests failed during the rollout and rollback: %v", s.Failed, s.Sent, s.Failures)
-	}
+	s := lg.wait(t)
+	noFailures(t, s, 4000, "the rollout and rollback")
 	var versions []string
 	for v := range s.Versions {
 		versions = append(versions, v)

@@ -1,0 +1,65 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCronJobRunsOnDemand starts the maintenance CronJob's Job by hand,
+// as `kubectl create job --from=cronjob/...` lets an operator do between
+// schedules: photos uploaded through the API (never shown in a gallery, so
+// without a thumbnail) all have one when the Job completes.
+func TestCronJobRunsOnDemand(t *testing.T) {
+	kubectl(t, "apply", "-k", "overlay")
+	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
+	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
+	base := frontendURL(t)
+	var ids []string
+	for i := range 3 {
+		eventually(t, "upload", time.Minute, func() error {
+			body := photoQuality(t, 70+i)
+			resp, err := http.Post(fmt.Sprintf("%s/api/v1/images?filename=cron%d.jpg", base, i), "image/jpeg", bytes.NewReader(body)) //nolint:noctx // test
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var up struct{ Image struct{ ID string } }
+			if err := json.NewDecoder(resp.Body).Decode(&up); err != nil || resp.StatusCode != http.StatusCreated {
+				return fmt.Errorf("status %d: %v", resp.StatusCode, err)
+			}
+			ids = append(ids, up.Image.ID)
+			return nil
+		})
+	}
+
+	job := fmt.Sprintf("maintain-e2e-%d", time.Now().Unix())
+	kubectl(t, "-n", ns, "create", "job", job, "--from=cronjob/worker-maintain")
+	t.Cleanup(func() { _, _ = runKubectl("-n", ns, "delete", "job", job, "--wait=false") })
+	if out, err := runKubectl("-n", ns, "wait", "--for=condition=Complete", "job/"+job, "--timeout=300s"); err != nil {
+		diagnose(t, "job-name="+job)
+		t.Fatalf("Job %s did not complete: %s", job, out)
+	}
+	logs := kubectl(t, "-n", ns, "logs", "job/"+job)
+	if !strings.Contains(logs, "queued missing thumbnails") {
+		t.Errorf("the maintenance run queued no thumbnails:\n%s", tailLines(logs, 20))
+	}
+	if owner := kubectl(t, "-n", ns, "get", "job", job, "-o", "jsonpath={.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"); owner != "manual" {
+		t.Errorf("the Job's instantiate annotation is %q, want manual", owner)
+	}
+	for _, id := range ids {
+		b, err := httpGet(base + "/api/v1/images/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(`"spec":"thumbnail(256)`)) {
+			t.Errorf("image %s has no thumbnail(256) after the maintenance Job: %s", id, b)
+		}
+	}
+}
