@@ -158,7 +158,7 @@ cluster-up: ## start a real single-node Kubernetes in its own network namespace,
 	  $(PODMAN) tag $(IMAGE_PREFIX)$$s:$$v docker.io/kubelab/$$s:$$v; done; done
 	@$(PODMAN) tag $(IMAGE_PREFIX)postgres:15-debian docker.io/library/$(PG_IMAGE)
 	$(CLUSTER) import $(E2E_IMAGES) $(MINIKUBE_IMAGES)
-	@echo "kubectl: export $(CLUSTER_ENV)"
+	@echo 'kubectl: export $(CLUSTER_ENV)'
 
 .PHONY: cluster-down
 cluster-down: ## stop the test cluster and remove every trace of it

@@ -304,7 +304,11 @@ addon_image() {
   rm -rf "$d" && mkdir -p "$d/rootfs/tmp"
   chmod 1777 "$d/rootfs/tmp"
   cp "$2" "$d/rootfs/"
-  printf 'FROM scratch\nCOPY rootfs/ /\n%sENTRYPOINT ["%s"]\n' "${4:+USER $4\n}" "$3" >"$d/Containerfile"
+  {
+    printf 'FROM scratch\nCOPY rootfs/ /\n'
+    [[ -n ${4:-} ]] && printf 'USER %s\n' "$4"
+    printf 'ENTRYPOINT ["%s"]\n' "$3"
+  } >"$d/Containerfile"
   scratch_image "$1" "$d"
 }
 
