@@ -122,8 +122,10 @@ demo-scale: ## scale imageproc 2 -> 5 -> 2 and watch the frontend spread its cal
 demo-rollout: ## roll the frontend to kubelab/frontend:$(NEW_TAG) while you watch the versions change
 	@echo "watch: kubectl -n $(NAMESPACE) rollout status deployment/frontend, and loadgen's 'v:' column"
 	@echo "  (run loadgen first: ./bin/loadgen --target http://\$$(minikube ip):30080 --duration 120s)"
-	$(KUBECTL) -n $(NAMESPACE) annotate deployment/frontend kubernetes.io/change-cause="set image kubelab/frontend:$(NEW_TAG)" --overwrite
 	$(KUBECTL) -n $(NAMESPACE) set image deployment/frontend frontend=kubelab/frontend:$(NEW_TAG)
+	@# After set image: the Deployment copies change-cause to its newest
+	@# ReplicaSet, so annotating first would label the old revision too.
+	$(KUBECTL) -n $(NAMESPACE) annotate deployment/frontend kubernetes.io/change-cause="set image kubelab/frontend:$(NEW_TAG)" --overwrite
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/frontend --timeout=300s
 	$(KUBECTL) -n $(NAMESPACE) rollout history deployment/frontend
 

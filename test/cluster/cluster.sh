@@ -72,7 +72,7 @@ require() {
   local missing=() pair
   for pair in etcd:etcd-server containerd:containerd ctr:containerd runc:runc podman:podman \
               iptables:iptables conntrack:conntrack openssl:openssl busybox:busybox-static \
-              nsenter:util-linux curl:curl; do
+              nsenter:util-linux curl:curl ip:iproute2 pgrep:procps sysctl:procps; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
   [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
@@ -427,7 +427,9 @@ down() {
 }
 
 case ${1:-} in
-  build) require; build; build_addons ;;
+  # Kubernetes and the add-ons build side by side: much of a cold build is
+  # module downloads, which overlap with the other's compiling.
+  build) require; build & k8s=$!; build_addons; wait $k8s ;;
   up) up ;;
   down) down ;;
   import) shift; import "$@" ;;

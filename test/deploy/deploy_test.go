@@ -48,7 +48,7 @@ func builds(t *testing.T) []build {
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 		comp, _ := filepath.Rel(dir, filepath.Dir(k))
 		base, _ := filepath.Rel(dir, filepath.Join(root, "manifests"))
-		kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n", base, comp)
+		kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: kubelab\nresources:\n  - %s\ncomponents:\n  - %s\n", base, comp)
 		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -98,6 +98,24 @@ func TestEveryBuildPassesEveryCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEveryObjectLandsInTheNamespace: the base's `namespace: kubelab`
+// covers only the base's own objects, not those a component adds in an
+// overlay, which would land in whatever namespace kubectl's context names
+// (an HPA in "default" scales nothing). Each overlay sets it again.
+func TestEveryObjectLandsInTheNamespace(t *testing.T) {
+	for _, b := range builds(t) {
+		objs, err := Build(b.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.Kind != "Namespace" && o.Namespace != "kubelab" {
+				t.Errorf("%s: %s in namespace %q, want kubelab", b.name, o, o.Namespace)
+			}
+		}
 	}
 }
 

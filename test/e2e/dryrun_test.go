@@ -32,7 +32,7 @@ func TestServerSideDryRunOfEveryOverlayAndComponent(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
-		kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../../manifests]\ncomponents: [../%s]\n", c)
+		kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: kubelab\nresources: [../../../manifests]\ncomponents: [../%s]\n", c)
 		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -66,8 +66,16 @@ func TestMinikubeOverlayDemosAndAutoscaling(t *testing.T) {
 		t.Errorf("imageproc at %d replicas after demo-scale", n)
 	}
 	makeTarget(t, "demo-rollout", "NEW_TAG=0.2.0")
-	if v := podInfo(t, nodePort).Version; v != "0.2.0" {
-		t.Errorf("after demo-rollout the frontend says version %q", v)
+	// Right after the rollout, kube-proxy may still route a request or two
+	// to an old pod finishing its graceful shutdown.
+	eventually(t, "the frontend answering as 0.2.0 after demo-rollout", 30*time.Second, func() error {
+		if v := podInfo(t, nodePort).Version; v != "0.2.0" {
+			return fmt.Errorf("a frontend says version %q", v)
+		}
+		return nil
+	})
+	if h := kubectl(t, "-n", ns, "rollout", "history", "deployment/frontend"); !strings.Contains(h, "set image kubelab/frontend:0.2.0") {
+		t.Errorf("rollout history lacks demo-rollout's change-cause:\n%s", h)
 	}
 	makeTarget(t, "demo-rollback")
 	time.Sleep(5 * time.Second)
