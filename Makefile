@@ -182,6 +182,7 @@ lint: ## gofmt, go vet and golangci-lint
 	@test -z "$$(gofmt -l proto/*.go services test)" || { gofmt -l proto/*.go services test; echo "gofmt: files above need formatting"; exit 1; }
 	go vet $(PACKAGES)
 	golangci-lint run $(PACKAGES)
+	cd test/e2e && go vet -tags e2e . && golangci-lint run --build-tags e2e ./...
 
 .PHONY: proto
 proto: ## regenerate proto/gen from proto/*.proto with the pinned local plugins

@@ -4,9 +4,7 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -23,20 +21,7 @@ func TestCronJobRunsOnDemand(t *testing.T) {
 	base := frontendURL(t)
 	var ids []string
 	for i := range 3 {
-		eventually(t, "upload", time.Minute, func() error {
-			body := photoQuality(t, 70+i)
-			resp, err := http.Post(fmt.Sprintf("%s/api/v1/images?filename=cron%d.jpg", base, i), "image/jpeg", bytes.NewReader(body)) //nolint:noctx // test
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			var up struct{ Image struct{ ID string } }
-			if err := json.NewDecoder(resp.Body).Decode(&up); err != nil || resp.StatusCode != http.StatusCreated {
-				return fmt.Errorf("status %d: %v", resp.StatusCode, err)
-			}
-			ids = append(ids, up.Image.ID)
-			return nil
-		})
+		ids = append(ids, upload(t, base, fmt.Sprintf("cron%d.jpg", i), photoQuality(t, 70+i)))
 	}
 
 	job := fmt.Sprintf("maintain-e2e-%d", time.Now().Unix())

@@ -42,6 +42,41 @@ func runKubectl(args ...string) (string, error) {
 	return string(out), err
 }
 
+// freshNamespace deletes the namespace, so the test deploys as a first
+// install, and deletes it again when the test ends, so the next test's
+// overlay does not meet objects it does not own.
+func freshNamespace(t *testing.T) {
+	t.Helper()
+	kubectl(t, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s")
+	t.Cleanup(func() {
+		_, _ = runKubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s")
+	})
+}
+
+// upload posts a photo to the frontend's JSON API, retrying for a minute,
+// and returns the new image's ID.
+func upload(t *testing.T, base, filename string, data []byte) string {
+	t.Helper()
+	var id string
+	eventually(t, "upload "+filename, time.Minute, func() error {
+		resp, err := http.Post(base+"/api/v1/images?filename="+filename, "image/jpeg", bytes.NewReader(data)) //nolint:noctx // test
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var up struct{ Image struct{ ID string } }
+		if err := json.NewDecoder(resp.Body).Decode(&up); err != nil {
+			return fmt.Errorf("status %d: %w", resp.StatusCode, err)
+		}
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		id = up.Image.ID
+		return nil
+	})
+	return id
+}
+
 // diagnose prints what a failed wait was about.
 func diagnose(t *testing.T, selectors ...string) {
 	t.Helper()
@@ -207,8 +242,13 @@ func TestDeployUploadSurvivesPodDeletion(t *testing.T) {
 	// A Host no rule matches gets the controller's 404, not the app.
 	req, _ := http.NewRequest(http.MethodGet, "http://"+nodeIP+"/api/v1/info", nil) //nolint:noctx // test
 	req.Host = "other.example"
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound || resp.Header.Get("X-Served-By") != "" {
-		t.Fatalf("a host no Ingress rule names: %v %v", resp, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a host no Ingress rule names: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("X-Served-By") != "" {
+		t.Fatalf("a host no Ingress rule names: status %d, served by %q", resp.StatusCode, resp.Header.Get("X-Served-By"))
 	}
 
 	kubectl(t, "-n", ns, "delete", "pods", "-l", "app.kubernetes.io/name in (imageproc,postgres)", "--wait=true")

@@ -127,19 +127,7 @@ func TestWorkerJobKilledPodEveryTaskOnce(t *testing.T) {
 	const photos = 120
 	var ids []string
 	for i := range photos {
-		eventually(t, "upload", time.Minute, func() error {
-			resp, err := http.Post(fmt.Sprintf("%s/api/v1/images?filename=job%02d.jpg", base, i), "image/jpeg", bytes.NewReader(data)) //nolint:noctx // test
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			var up struct{ Image struct{ ID string } }
-			if err := json.NewDecoder(resp.Body).Decode(&up); err != nil || resp.StatusCode != http.StatusCreated {
-				return fmt.Errorf("status %d: %v", resp.StatusCode, err)
-			}
-			ids = append(ids, up.Image.ID)
-			return nil
-		})
+		ids = append(ids, upload(t, base, fmt.Sprintf("job%02d.jpg", i), data))
 	}
 	idsJSON, _ := json.Marshal(ids)
 	batch := postJSON(t, base+"/api/v1/batches", `{"image_ids":`+string(idsJSON)+`,"operations":[{"thumbnail":{"size":300}}]}`)["batch"].(map[string]any)["id"].(string)

@@ -31,7 +31,7 @@ func loadgenBinary(t *testing.T) string {
 		}
 		loadgenPath = filepath.Join(dir, "loadgen")
 		if out, err := exec.Command("go", "build", "-o", loadgenPath, "github.com/kubelab/kubelab/services/loadgen").CombinedOutput(); err != nil {
-			loadgenErr = fmt.Errorf("build loadgen: %v\n%s", err, out)
+			loadgenErr = fmt.Errorf("build loadgen: %w\n%s", err, out)
 		}
 	})
 	if loadgenErr != nil {

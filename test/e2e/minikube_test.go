@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -37,8 +38,7 @@ func replicas(t *testing.T, deployment string) int {
 // to 0.2.0 and back. Then heavy load makes the HorizontalPodAutoscaler add
 // frontend pods, and they go again when the load stops.
 func TestMinikubeOverlayDemosAndAutoscaling(t *testing.T) {
-	kubectl(t, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s")
-	t.Cleanup(func() { _, _ = runKubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s") })
+	freshNamespace(t)
 	makeTarget(t, "deploy-minikube")
 	nodePort := "http://" + nodeIP + ":30080"
 	eventually(t, "the NodePort", time.Minute, func() error {
@@ -51,7 +51,7 @@ func TestMinikubeOverlayDemosAndAutoscaling(t *testing.T) {
 			return err
 		}
 		_ = resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Header.Get("X-Served-By") == "" {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Served-By") == "" {
 			return fmt.Errorf("status %d, served by %q", resp.StatusCode, resp.Header.Get("X-Served-By"))
 		}
 		return nil

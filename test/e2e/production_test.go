@@ -23,8 +23,7 @@ import (
 // healthy pods, the observability annotations reach the pods, and the
 // Ingress serves HTTPS with the component's own certificate.
 func TestProductionOverlayRuns(t *testing.T) {
-	kubectl(t, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s")
-	t.Cleanup(func() { _, _ = runKubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s") })
+	freshNamespace(t)
 	kubectl(t, "apply", "-k", "production")
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
 	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
