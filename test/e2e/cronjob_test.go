@@ -15,10 +15,7 @@ import (
 // schedules: photos uploaded through the API (never shown in a gallery, so
 // without a thumbnail) all have one when the Job completes.
 func TestCronJobRunsOnDemand(t *testing.T) {
-	kubectl(t, "apply", "-k", "overlay")
-	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
-	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
-	base := frontendURL(t)
+	base := deployOverlay(t)
 	var ids []string
 	for i := range 3 {
 		ids = append(ids, upload(t, base, fmt.Sprintf("cron%d.jpg", i), photoQuality(t, 70+i)))

@@ -53,6 +53,22 @@ func freshNamespace(t *testing.T) {
 	})
 }
 
+// deployOverlay applies the e2e overlay and returns the frontend
+// Service's URL once imageproc and the frontend have rolled out and it
+// answers.
+func deployOverlay(t *testing.T) string {
+	t.Helper()
+	kubectl(t, "apply", "-k", "overlay")
+	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
+	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
+	base := frontendURL(t)
+	eventually(t, "the frontend answering", time.Minute, func() error {
+		_, err := httpGet(base + "/api/v1/info")
+		return err
+	})
+	return base
+}
+
 // upload posts a photo to the frontend's JSON API, retrying for a minute,
 // and returns the new image's ID.
 func upload(t *testing.T, base, filename string, data []byte) string {

@@ -119,10 +119,7 @@ func postJSON(t *testing.T, url, body string) map[string]any {
 // 3) on a batch, kills one worker pod mid-batch, and checks that the Job
 // completes with every task done once and one variant per photo.
 func TestWorkerJobKilledPodEveryTaskOnce(t *testing.T) {
-	kubectl(t, "apply", "-k", "overlay")
-	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
-	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
-	base := frontendURL(t)
+	base := deployOverlay(t)
 	data := bigPhoto(t)
 	const photos = 120
 	var ids []string

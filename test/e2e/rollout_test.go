@@ -14,13 +14,7 @@ import (
 // its Service: not one request may fail, and only the two versions answer,
 // the old one last.
 func TestRollingUpdateAndRollbackLoseNothing(t *testing.T) {
-	kubectl(t, "apply", "-k", "overlay")
-	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
-	base := frontendURL(t)
-	eventually(t, "the frontend answering", time.Minute, func() error {
-		_, err := httpGet(base + "/api/v1/info")
-		return err
-	})
+	base := deployOverlay(t)
 
 	lg := startLoad(t, base, 40, 150*time.Second)
 	time.Sleep(5 * time.Second)

@@ -19,13 +19,7 @@ import (
 // restarts the container in place, and the page that pod serves shows the
 // new start.
 func TestPodDeletionLosesNothingAndCrashRestarts(t *testing.T) {
-	kubectl(t, "apply", "-k", "overlay")
-	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
-	base := frontendURL(t)
-	eventually(t, "the frontend answering", time.Minute, func() error {
-		_, err := httpGet(base + "/api/v1/info")
-		return err
-	})
+	base := deployOverlay(t)
 
 	const rate = 40
 	lg := startLoad(t, base, rate, 45*time.Second)
