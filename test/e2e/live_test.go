@@ -153,16 +153,21 @@ func TestWorkerJobKilledPodEveryTaskOnce(t *testing.T) {
 		_ = json.Unmarshal(b, &r)
 		return r.Batch["done"]
 	}
-	// Kill as soon as work is under way, so the victim holds leases.
-	for deadline := time.Now().Add(3 * time.Minute); done() < 3; time.Sleep(50 * time.Millisecond) {
+	// Kill as soon as work is under way, so the victim holds leases: the
+	// first running worker pod once a task is done.
+	var victim []string
+	for deadline := time.Now().Add(3 * time.Minute); len(victim) == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			diagnose(t, "job-name="+job)
 			t.Fatal("the workers did not get going")
 		}
-	}
-	victim := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "job-name="+job, "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"))
-	if len(victim) == 0 {
-		t.Fatal("no running worker pod to kill")
+		if d := done(); d >= photos {
+			t.Fatal("the batch finished before a worker pod could be killed")
+		} else if d < 1 {
+			continue
+		}
+		out, _ := runKubectl("-n", ns, "get", "pods", "-l", "job-name="+job, "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
+		victim = strings.Fields(out)
 	}
 	kubectl(t, "-n", ns, "delete", "pod", victim[0], "--grace-period=0", "--force")
 	t.Logf("killed %s at done=%v", victim[0], done())
