@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -138,16 +139,22 @@ const ingressHost = "kubelab.local"
 // viaIngress is an HTTP client that reaches ingressHost at the node, as
 // a line "10.200.0.2 kubelab.local" in /etc/hosts would: the request
 // carries the Host header the Ingress rule matches.
-var viaIngress = &http.Client{
-	Timeout: 30 * time.Second,
-	Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if host, port, err := net.SplitHostPort(addr); err == nil && host == ingressHost {
-				addr = net.JoinHostPort(nodeIP, port)
-			}
-			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+var viaIngress = ingressClient(nil)
+
+// ingressClient is viaIngress with a TLS configuration, for HTTPS.
+func ingressClient(tlsConfig *tls.Config) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: tlsConfig,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if host, port, err := net.SplitHostPort(addr); err == nil && host == ingressHost {
+					addr = net.JoinHostPort(nodeIP, port)
+				}
+				return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+			},
 		},
-	},
+	}
 }
 
 func photo(t *testing.T) []byte {

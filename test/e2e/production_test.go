@@ -3,11 +3,9 @@
 package e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -76,15 +74,7 @@ func TestProductionOverlayRuns(t *testing.T) {
 	if !roots.AppendCertsFromPEM(pem) {
 		t.Fatal("ingress-tls/tls.crt holds no certificate")
 	}
-	https := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: ingressHost, MinVersion: tls.VersionTLS12},
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, net.JoinHostPort(nodeIP, "443"))
-			},
-		},
-	}
+	https := ingressClient(&tls.Config{RootCAs: roots, ServerName: ingressHost, MinVersion: tls.VersionTLS12})
 	eventually(t, "HTTPS through the Ingress with the component's certificate", 2*time.Minute, func() error {
 		resp, err := https.Get("https://" + ingressHost + "/api/v1/info") //nolint:noctx // test
 		if err != nil {
