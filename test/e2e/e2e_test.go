@@ -94,6 +94,22 @@ func upload(t *testing.T, base, filename string, data []byte) string {
 	return id
 }
 
+// deletePods deletes the named pods, or with no names every pod sel
+// selects, and waits, boundedly, until they are gone; on a timeout it
+// prints what the pods of sel were doing instead of hanging the suite.
+func deletePods(t *testing.T, sel string, names ...string) {
+	t.Helper()
+	args := []string{"-n", ns, "delete", "pods", "--wait=true", "--timeout=180s"}
+	if len(names) == 0 {
+		names = []string{"-l", sel}
+	}
+	args = append(args, names...)
+	if out, err := exec.CommandContext(t.Context(), "kubectl", args...).CombinedOutput(); err != nil {
+		diagnose(t, sel)
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
 // diagnose prints what a failed wait was about.
 func diagnose(t *testing.T, selectors ...string) {
 	t.Helper()
@@ -274,7 +290,7 @@ func TestDeployUploadSurvivesPodDeletion(t *testing.T) {
 		t.Fatalf("a host no Ingress rule names: status %d, served by %q", resp.StatusCode, resp.Header.Get("X-Served-By"))
 	}
 
-	kubectl(t, "-n", ns, "delete", "pods", "-l", "app.kubernetes.io/name in (imageproc,postgres)", "--wait=true")
+	deletePods(t, "app.kubernetes.io/name in (imageproc,postgres)")
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
 	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
 	eventually(t, "the photo after the pods were replaced", 2*time.Minute, func() error {

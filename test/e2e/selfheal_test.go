@@ -25,7 +25,7 @@ func TestPodDeletionLosesNothingAndCrashRestarts(t *testing.T) {
 	lg := startLoad(t, base, rate, 45*time.Second)
 	time.Sleep(5 * time.Second)
 	victim := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", "jsonpath={.items[*].metadata.name}"))[0]
-	kubectl(t, "-n", ns, "delete", "pod", victim, "--wait=true")
+	deletePods(t, "app.kubernetes.io/name=frontend", victim)
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
 	s := lg.wait(t)
 	noFailures(t, s, 40*rate, "deleting a frontend pod")
