@@ -370,7 +370,13 @@ addons() {
 
 up() {
   [[ $(id -u) == 0 ]] || die "run as root (network namespaces, mounts)"
-  [[ ! -e /run/netns/$NS ]] || die "a cluster is already up (cluster.sh down first)"
+  if [[ -e /run/netns/$NS ]]; then
+    running && die "a cluster is already up (cluster.sh down first)"
+    # A machine that stopped with the cluster up (a reboot, a killed
+    # session) keeps the namespace, mounts and sysctls but no processes.
+    log "a stopped cluster left its state behind: cleaning it up first"
+    down
+  fi
   require
   local t=$SECONDS
   build
@@ -384,9 +390,28 @@ up() {
   log "up in $((SECONDS - t))s: export KUBECONFIG=$KUBECONFIG; $BIN/kubectl get nodes"
 }
 
+# alive NAME succeeds when the process NAME's pid file records is still
+# running inside the cluster's namespace; a pid the kernel has since given
+# to another program does not count, so teardown never signals it.
+alive() {
+  local f=$RUN/pids/$1 ns
+  [[ -f $f ]] && ns=$(stat -Lc %i "/run/netns/$NS" 2>/dev/null) || return 1
+  [[ $(stat -Lc %i "/proc/$(cat "$f")/ns/net" 2>/dev/null) == "$ns" ]]
+}
+
+# running succeeds when any of the cluster's processes is alive.
+running() {
+  local f
+  for f in "$RUN"/pids/*; do
+    [[ -f $f ]] && alive "${f##*/}" && return 0
+  done
+  return 1
+}
+
 stop_pid() { # NAME [GRACE]
   local f=$RUN/pids/$1 pid
   [[ -f $f ]] || return 0
+  alive "$1" || { rm -f "$f"; return 0; }
   pid=$(cat "$f")
   kill "$pid" 2>/dev/null || { rm -f "$f"; return 0; }
   for _ in $(seq $((${2:-10} * 5))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
@@ -398,7 +423,7 @@ down() {
   local t=$SECONDS
   stop_pid kube-controller-manager 5
   stop_pid kube-scheduler 5
-  if [[ -f $RUN/pids/kube-apiserver ]]; then
+  if alive kube-apiserver; then
     kubectl delete pods -A --all --grace-period=5 --wait --timeout=60s >/dev/null 2>&1 || true
   fi
   stop_pid kube-proxy 5
