@@ -403,14 +403,13 @@ alive() {
 running() {
   local f
   for f in "$RUN"/pids/*; do
-    [[ -f $f ]] && alive "${f##*/}" && return 0
+    alive "${f##*/}" && return 0
   done
   return 1
 }
 
 stop_pid() { # NAME [GRACE]
   local f=$RUN/pids/$1 pid
-  [[ -f $f ]] || return 0
   alive "$1" || { rm -f "$f"; return 0; }
   pid=$(cat "$f")
   kill "$pid" 2>/dev/null || { rm -f "$f"; return 0; }
@@ -435,7 +434,9 @@ down() {
   stop_pid kube-apiserver 10
   stop_pid etcd 10
   # Mounts under the lab and the pods' network namespaces.
-  grep -o " $RUN[^ ]*\| /run/netns/cni-[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  # (No match is no error: down must run to its end after a failed up.)
+  { grep -o " $RUN[^ ]*\| /run/netns/cni-[^ ]*" /proc/mounts || true; } | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -f /run/netns/cni-* 2>/dev/null || true
   ip netns del $NS 2>/dev/null || true
   if mountpoint -q /run/netns && [[ -z $(ls -A /run/netns) ]]; then umount /run/netns && rmdir /run/netns; fi
