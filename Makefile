@@ -59,14 +59,12 @@ rootfs: ## the runtime files the prebuilt images copy: users and the host's CA b
 	@cp /etc/ssl/certs/ca-certificates.crt docker/rootfs/etc/ssl/certs/
 
 .PHONY: images
-images: build rootfs ## package every service, and this machine's PostgreSQL, as images (podman, offline)
+images: build rootfs ## package every service as an image (podman, offline)
 	@for s in $(SERVICES); do \
 	  $(PODMAN) build -q --network=none -f docker/Dockerfile --target prebuilt \
 	    --build-arg SERVICE=$$s --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 	    -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) . >/dev/null; \
 	done
-	@docker/postgres/rootfs.sh docker/postgres/rootfs >/dev/null
-	@$(PODMAN) build -q --network=none -f docker/postgres/Containerfile -t $(IMAGE_PREFIX)postgres:15-debian docker/postgres >/dev/null
 	@$(PODMAN) images --filter reference='$(IMAGE_PREFIX)*' --format '{{.Repository}}:{{.Tag}}  {{.Size}}'
 
 KUBECTL   ?= kubectl
@@ -75,19 +73,50 @@ OVERLAY   ?= kustomize/overlays/minikube
 # The version the rollout demo moves to; any tag you have built.
 NEW_TAG   ?= 0.2.0
 
+# The images the minikube path runs, as service:tag: every service at the
+# tag the manifests name, and the frontend at NEW_TAG too, for
+# demo-rollout. The minikube overlay never pulls them, so one missing here
+# leaves its pod in ErrImageNeverPull. Each is built with VERSION set to
+# its tag, so the pages show the version changing.
+MINIKUBE_BUILDS = $(sort $(foreach s,$(SERVICES),$(s):0.1.0) frontend:$(NEW_TAG))
+# One recipe line per image, not a shell loop, so `make -n images-minikube`
+# shows exactly what is built (test/deploy reads it and checks that the
+# overlay, the Jobs and the demos use nothing else).
+define minikube-image-build
+minikube image build -f docker/Dockerfile --build-opt=target=image --build-opt=build-arg=SERVICE=$(firstword $(subst :, ,$(1))) --build-opt=build-arg=VERSION=$(lastword $(subst :, ,$(1))) -t kubelab/$(1) .
+
+endef
+
 .PHONY: images-minikube
-images-minikube: ## build every image inside minikube (compiles in the image: the Dockerfile's "image" target)
-	@for s in $(SERVICES); do \
-	  minikube image build -f docker/Dockerfile --build-opt=target=image --build-opt=build-arg=SERVICE=$$s \
-	    --build-opt=build-arg=VERSION=0.1.0 -t kubelab/$$s:0.1.0 . ; \
-	done
+images-minikube: ## build, inside minikube, every image the minikube overlay and the demos run (compiles in the image: the Dockerfile's "image" target)
+	$(foreach i,$(MINIKUBE_BUILDS),$(call minikube-image-build,$(i)))
 
 .PHONY: deploy-minikube
-deploy-minikube: ## apply the minikube overlay and wait for the rollout
-	$(KUBECTL) apply -k $(OVERLAY)
-	$(KUBECTL) -n $(NAMESPACE) rollout status statefulset/postgres --timeout=180s
-	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s
-	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/frontend --timeout=180s
+deploy-minikube: ## apply the minikube overlay, wait for the rollout, record the change-cause of each revision it made
+	@# One shell, to compare each Deployment's revision before and after the
+	@# apply. The manifests carry no change-cause (it would be copied to
+	@# every later revision), so a revision this apply made is annotated
+	@# here with what made it; a Deployment it left alone keeps its history.
+	@revision() { $(KUBECTL) -n $(NAMESPACE) get deployment/$$1 --ignore-not-found \
+	    -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}'; }; \
+	run() { echo "$$*"; "$$@"; }; \
+	before=$$(for d in imageproc frontend; do echo "$$d@$$(revision $$d)"; done); \
+	run $(KUBECTL) apply -k $(OVERLAY); \
+	for d in imageproc frontend; do \
+	  floor=$$($(KUBECTL) -n $(NAMESPACE) get hpa/$$d --ignore-not-found -o jsonpath='{.spec.minReplicas}'); \
+	  [ -n "$$floor" ] || continue; \
+	  echo "an HPA owns $$d's replica count (a new Deployment starts at 1): waiting, at most 60s, for its floor of $$floor"; \
+	  for i in $$(seq 30); do \
+	    [ "$$($(KUBECTL) -n $(NAMESPACE) get deployment/$$d -o jsonpath='{.spec.replicas}')" -ge "$$floor" ] && break; sleep 2; \
+	  done; \
+	done; \
+	run $(KUBECTL) -n $(NAMESPACE) rollout status statefulset/postgres --timeout=180s; \
+	for d in imageproc frontend; do \
+	  run $(KUBECTL) -n $(NAMESPACE) rollout status deployment/$$d --timeout=180s; \
+	  grep -qx "$$d@$$(revision $$d)" <<<"$$before" && continue; \
+	  image=$$($(KUBECTL) -n $(NAMESPACE) get deployment/$$d -o jsonpath='{.spec.template.spec.containers[0].image}'); \
+	  run $(KUBECTL) -n $(NAMESPACE) annotate deployment/$$d kubernetes.io/change-cause="make deploy-minikube: $$image" --overwrite; \
+	done
 	@echo "open: minikube service -n $(NAMESPACE) frontend --url   (or http://kubelab.local with the ingress addon)"
 
 .PHONY: undeploy
@@ -96,26 +125,35 @@ undeploy: ## delete everything kubelab deployed, its volumes included
 	$(KUBECTL) -n $(NAMESPACE) delete pvc --all --ignore-not-found 2>/dev/null || true
 
 .PHONY: demo-scale
-demo-scale: ## scale imageproc 2 -> 5 -> 2 and watch the frontend spread its calls
+demo-scale: ## scale imageproc 2 -> 5 -> 2 and watch the frontend spread its calls (with an HPA: first see it undo kubectl scale)
 	@echo "watch: kubectl -n $(NAMESPACE) get pods -l app.kubernetes.io/name=imageproc -w"
 	@echo "and the 'imageproc:' column of loadgen: every new pod takes a share within MAX_CONNECTION_AGE (30s)"
-	@# With an HorizontalPodAutoscaler (the minikube overlay has one), the HPA
-	@# owns the replica count and would undo kubectl scale: move its floor.
-	@if $(KUBECTL) -n $(NAMESPACE) get hpa imageproc >/dev/null 2>&1; then \
-	  echo "an HPA manages imageproc: scaling by its minReplicas"; \
-	  $(KUBECTL) -n $(NAMESPACE) patch hpa imageproc -p '{"spec":{"minReplicas":5}}'; \
-	  $(KUBECTL) -n $(NAMESPACE) wait deployment/imageproc --for=jsonpath='{.spec.replicas}'=5 --timeout=60s; \
+	@# With a HorizontalPodAutoscaler (the minikube overlay has one), the HPA
+	@# owns the replica count. First the lesson: kubectl scale does not stick.
+	@# Below the HPA's floor, the HPA restores the floor at its next sync
+	@# (every 15s), metrics or not; above it, it would take the count back
+	@# only after its scale-down window, so the demo goes below. Then scale
+	@# the HPA's way, by moving its floor (minReplicas), and put it back.
+	@run() { echo "$$*"; "$$@"; }; \
+	if floor=$$($(KUBECTL) -n $(NAMESPACE) get hpa imageproc -o jsonpath='{.spec.minReplicas}' 2>/dev/null); then \
+	  echo "an HPA owns imageproc's replica count (floor $$floor); kubectl scale to 1 and watch it put the floor back:"; \
+	  run $(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=1; \
+	  run $(KUBECTL) -n $(NAMESPACE) wait deployment/imageproc --for=jsonpath='{.spec.replicas}'="$$floor" --timeout=60s; \
+	  $(KUBECTL) -n $(NAMESPACE) get events --field-selector involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale \
+	    --sort-by=.lastTimestamp -o custom-columns=HPA:.involvedObject.name,MESSAGE:.message | tail -n 1; \
+	  echo "so scale through the HPA: its floor (minReplicas) to 5"; \
+	  run $(KUBECTL) -n $(NAMESPACE) patch hpa imageproc -p '{"spec":{"minReplicas":5}}'; \
+	  run $(KUBECTL) -n $(NAMESPACE) wait deployment/imageproc --for=jsonpath='{.spec.replicas}'=5 --timeout=60s; \
+	  run $(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s; \
+	  run sleep 40; \
+	  run $(KUBECTL) -n $(NAMESPACE) patch hpa imageproc -p "{\"spec\":{\"minReplicas\":$$floor}}"; \
+	  echo "the HPA now scales imageproc back to $$floor, or to what CPU use asks for: kubectl -n $(NAMESPACE) get hpa imageproc -w"; \
 	else \
-	  $(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=5; \
-	fi
-	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s
-	sleep 40
-	@if $(KUBECTL) -n $(NAMESPACE) get hpa imageproc >/dev/null 2>&1; then \
-	  $(KUBECTL) -n $(NAMESPACE) patch hpa imageproc -p '{"spec":{"minReplicas":2}}'; \
-	  echo "the HPA scales back to 2 after its scale-down stabilization window (60s)"; \
-	else \
-	  $(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=2; \
-	  $(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s; \
+	  run $(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=5; \
+	  run $(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s; \
+	  run sleep 40; \
+	  run $(KUBECTL) -n $(NAMESPACE) scale deployment/imageproc --replicas=2; \
+	  run $(KUBECTL) -n $(NAMESPACE) rollout status deployment/imageproc --timeout=180s; \
 	fi
 
 .PHONY: demo-rollout
@@ -132,6 +170,9 @@ demo-rollout: ## roll the frontend to kubelab/frontend:$(NEW_TAG) while you watc
 .PHONY: demo-rollback
 demo-rollback: ## undo the last frontend rollout
 	@echo "watch: the page colour returns to the previous version's, pod by pod"
+	@# No annotate here: rollout undo copies the restored ReplicaSet's
+	@# annotations, its change-cause included, back to the Deployment, so
+	@# the history lists that revision under its own cause, with the newest number.
 	$(KUBECTL) -n $(NAMESPACE) rollout undo deployment/frontend
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/frontend --timeout=300s
 	$(KUBECTL) -n $(NAMESPACE) rollout history deployment/frontend
@@ -144,9 +185,12 @@ E2E_VERSIONS := 0.1.0 0.2.0
 E2E_IMAGES := $(foreach v,$(E2E_VERSIONS),$(foreach s,$(SERVICES),$(IMAGE_PREFIX)$(s):$(v))) $(IMAGE_PREFIX)postgres:15-debian
 # The same images under the names the manifests use, as `minikube image
 # load` would give them, so the minikube overlay and the demo-* targets run
-# on the test cluster as written. PostgreSQL is this machine's own build.
+# on the test cluster as written. PostgreSQL is this machine's PostgreSQL 15
+# under the official image's entrypoint (test/cluster/postgres), under both.
 PG_IMAGE   := $(shell sed -n 's/^ *image: \(postgres:.*\)/\1/p' manifests/postgres/statefulset.yaml)
-MINIKUBE_IMAGES := $(foreach v,$(E2E_VERSIONS),$(foreach s,$(SERVICES),docker.io/kubelab/$(s):$(v))) docker.io/library/$(PG_IMAGE)
+# Exactly what `make images-minikube` builds, no more: an image the
+# minikube path needs but that target misses must fail here too.
+MINIKUBE_IMAGES = $(addprefix docker.io/kubelab/,$(MINIKUBE_BUILDS)) docker.io/library/$(PG_IMAGE)
 
 .PHONY: cluster-build
 cluster-build: ## compile and package everything the test cluster runs (cached in ~/.cache/kubelab)
@@ -156,9 +200,8 @@ cluster-build: ## compile and package everything the test cluster runs (cached i
 cluster-up: ## start a real single-node Kubernetes in its own network namespace, with kubelab's images
 	$(CLUSTER) up
 	@for v in $(E2E_VERSIONS); do $(MAKE) --no-print-directory images IMAGE_TAG=$$v VERSION=$$v; done
-	@for v in $(E2E_VERSIONS); do for s in $(SERVICES); do \
-	  $(PODMAN) tag $(IMAGE_PREFIX)$$s:$$v docker.io/kubelab/$$s:$$v; done; done
-	@$(PODMAN) tag $(IMAGE_PREFIX)postgres:15-debian docker.io/library/$(PG_IMAGE)
+	@$(foreach i,$(MINIKUBE_BUILDS),$(PODMAN) tag $(IMAGE_PREFIX)$(i) docker.io/kubelab/$(i);)
+	$(CLUSTER) postgres-image $(IMAGE_PREFIX)postgres:15-debian docker.io/library/$(PG_IMAGE)
 	$(CLUSTER) import $(E2E_IMAGES) $(MINIKUBE_IMAGES)
 	@echo 'kubectl: export $(CLUSTER_ENV)'
 

@@ -8,6 +8,7 @@
 #   cluster.sh up      build (cached) and start; prints how to use kubectl
 #   cluster.sh down    stop everything and remove every trace
 #   cluster.sh import IMAGE...   load podman images into the cluster
+#   cluster.sh postgres-image TAG...   build the PostgreSQL image (postgres/)
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.33.13}
@@ -249,6 +250,22 @@ import() {
   done
 }
 
+# The official postgres image's entrypoint, which the PostgreSQL image
+# runs unmodified; kept outside the repository, never copied into it.
+OFFICIAL_POSTGRES=$(cd "$here/../../.." && pwd)/shared/upstream/postgres-official
+
+# postgres_image TAG... builds the test cluster's PostgreSQL image under
+# every TAG: this machine's PostgreSQL 15 under the official entrypoint
+# (see postgres/Containerfile), FROM scratch, offline.
+postgres_image() {
+  (($#)) || die "usage: cluster.sh postgres-image TAG..."
+  local d=$CACHE/images/postgres tag
+  "$here/postgres/rootfs.sh" "$OFFICIAL_POSTGRES" "$d" >/dev/null
+  podman build -q --network=none -t "$1" "$d" >/dev/null
+  for tag in "${@:2}"; do podman tag "$1" "$tag"; done
+  log "PostgreSQL image: $*"
+}
+
 ADDONS=$CACHE/addons
 
 # scratch_image TAG DIR builds DIR (holding rootfs/ and a Containerfile
@@ -312,6 +329,19 @@ addon_image() {
   scratch_image "$1" "$d"
 }
 
+# The image the README's `kubectl debug` runs beside a distroless container,
+# under the name it gives, as a learner's minikube would pull it from Docker
+# Hub. This machine's busybox-static (the helper's rootfs) stands in for
+# it, with Docker Hub's default command, sh, for `kubectl debug -it`.
+DEBUG_IMAGE=docker.io/library/busybox:1.36
+debug_image() {
+  local d=$ADDONS/images/debug
+  rm -rf "$d" && mkdir -p "$d"
+  cp -a "$ADDONS/images/busybox/rootfs" "$d/rootfs"
+  printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD ["sh"]\n' >"$d/Containerfile"
+  scratch_image $DEBUG_IMAGE "$d"
+}
+
 build_addons() {
   local t=$SECONDS
   go_install github.com/coredns/coredns@$COREDNS
@@ -334,6 +364,7 @@ build_addons() {
   chmod 1777 "$d/busybox/rootfs/tmp"
   printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\n' >"$d/busybox/Containerfile"
   scratch_image localhost/busybox-helper:1.35 "$d/busybox"
+  debug_image
   addon_image localhost/metrics-server:$METRICS_SERVER "$ADDONS/bin/metrics-server" /metrics-server 1000:1000
   addon_image localhost/traefik:$TRAEFIK "$ADDONS/bin/traefik" /traefik 65532:65532
   log "add-ons ready ($((SECONDS - t))s)"
@@ -342,6 +373,7 @@ build_addons() {
 addons() {
   import localhost/coredns:$COREDNS localhost/local-path-provisioner:$LOCAL_PATH localhost/busybox-helper:1.35 \
     localhost/metrics-server:$METRICS_SERVER localhost/traefik:$TRAEFIK
+  import $DEBUG_IMAGE
   kubectl apply -f "$here/addons/coredns.yaml" >/dev/null
   # local-path-provisioner's own manifest, pointed at local images, a
   # directory under the lab, and renamed to the class the overlays expect.
@@ -459,5 +491,6 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   import) shift; import "$@" ;;
-  *) echo "usage: cluster.sh build|up|down|import IMAGE..." >&2; exit 2 ;;
+  postgres-image) shift; postgres_image "$@" ;;
+  *) echo "usage: cluster.sh build|up|down|import IMAGE...|postgres-image TAG..." >&2; exit 2 ;;
 esac

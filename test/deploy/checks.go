@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +71,9 @@ var Checks = map[string]Check{
 	"resources":     CheckResources,
 	"images":        CheckImages,
 	"grace-periods": CheckGracePeriods,
+	"ingress-body":  CheckIngressBodySize,
+	"hpa-replicas":  CheckHPAReplicas,
+	"change-cause":  CheckChangeCause,
 }
 
 // CheckSelectors: a workload's selector must match its own pod template,
@@ -421,4 +425,200 @@ func envDuration(c corev1.Container, name string, def time.Duration) time.Durati
 		}
 	}
 	return def
+}
+
+// multipartSlack is what the frontend admits around the photo itself in a
+// multipart body (services/frontend/internal/web: multipartSlack).
+const multipartSlack = 64 << 10
+
+// defaultMaxUpload is the frontend's MAX_UPLOAD_BYTES when nothing sets it.
+const defaultMaxUpload = 50 << 20
+
+// CheckIngressBodySize: ingress-nginx refuses a request body above its
+// proxy-body-size (1m unless the Ingress says otherwise) with a 413 of its
+// own, before the frontend sees a byte. Every Ingress routing to the
+// frontend must admit the largest upload the frontend can be set to take
+// without a restart: MAX_UPLOAD_BYTES (the live upload-limit may be raised
+// up to it with a ConfigMap edit), plus the multipart framing.
+func CheckIngressBodySize(objs []Object) []string {
+	const key = "nginx.ingress.kubernetes.io/proxy-body-size"
+	var bad []string
+	for _, o := range objs {
+		ing, ok := o.Obj.(*networkingv1.Ingress)
+		if !ok {
+			continue
+		}
+		var need int64
+		for _, svc := range ingressServices(ing) {
+			s, ok := find[*corev1.Service](objs, svc)
+			if !ok {
+				continue // CheckReferences reports it
+			}
+			for _, p := range podsFor(s, objs) {
+				for _, c := range p.Spec.Containers {
+					if c.Name != "frontend" {
+						continue
+					}
+					limit, err := maxUpload(c, objs)
+					if err != nil {
+						bad = append(bad, fmt.Sprintf("%s: %v", p.Owner, err))
+						continue
+					}
+					need = max(need, limit+multipartSlack)
+				}
+			}
+		}
+		if need == 0 {
+			continue // routes to no upload
+		}
+		value, set := ing.Annotations[key]
+		if !set {
+			value = "1m"
+		}
+		size, err := ParseNginxSize(value)
+		switch {
+		case err != nil:
+			bad = append(bad, fmt.Sprintf("%s: %s %q: %v", o, key, value, err))
+		case size == 0: // nginx: 0 disables the check
+		case size < need && !set:
+			bad = append(bad, fmt.Sprintf("%s: no %s annotation, so ingress-nginx refuses bodies over its default 1m; uploads need %d bytes (MAX_UPLOAD_BYTES plus multipart framing)", o, key, need))
+		case size < need:
+			bad = append(bad, fmt.Sprintf("%s: %s %q is %d bytes; uploads need %d (MAX_UPLOAD_BYTES plus multipart framing)", o, key, value, size, need))
+		}
+	}
+	return bad
+}
+
+// ingressServices lists the Services an Ingress sends requests to.
+func ingressServices(ing *networkingv1.Ingress) []string {
+	var out []string
+	if b := ing.Spec.DefaultBackend; b != nil && b.Service != nil {
+		out = append(out, b.Service.Name)
+	}
+	for _, rule := range ing.Spec.Rules {
+		if rule.HTTP == nil {
+			continue
+		}
+		for _, path := range rule.HTTP.Paths {
+			if path.Backend.Service != nil {
+				out = append(out, path.Backend.Service.Name)
+			}
+		}
+	}
+	return out
+}
+
+// maxUpload is the frontend container's MAX_UPLOAD_BYTES as the kubelet
+// would give it: env wins over envFrom, a later envFrom over an earlier one.
+func maxUpload(c corev1.Container, objs []Object) (int64, error) {
+	const name = "MAX_UPLOAD_BYTES"
+	value, set := "", false
+	for _, ef := range c.EnvFrom {
+		if ef.ConfigMapRef == nil {
+			continue
+		}
+		if cm, ok := find[*corev1.ConfigMap](objs, ef.ConfigMapRef.Name); ok {
+			if v, ok := cm.Data[strings.TrimPrefix(name, ef.Prefix)]; ok && strings.HasPrefix(name, ef.Prefix) {
+				value, set = v, true
+			}
+		}
+	}
+	for _, e := range c.Env {
+		if e.Name != name {
+			continue
+		}
+		switch {
+		case e.ValueFrom == nil:
+			value, set = e.Value, true
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			r := e.ValueFrom.ConfigMapKeyRef
+			if cm, ok := find[*corev1.ConfigMap](objs, r.Name); ok {
+				value, set = cm.Data[r.Key], true
+			}
+		}
+	}
+	if !set {
+		return defaultMaxUpload, nil
+	}
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("container %s: %s=%q is not a positive byte count", c.Name, name, value)
+	}
+	return n, nil
+}
+
+// ParseNginxSize reads a size as nginx's client_max_body_size does: a
+// number of bytes with an optional k, m or g suffix (either case), each
+// 1024 times the one before. "0" means no limit.
+func ParseNginxSize(v string) (int64, error) {
+	num, mult := v, int64(1)
+	if n := len(v); n > 0 {
+		switch v[n-1] {
+		case 'k', 'K':
+			num, mult = v[:n-1], 1<<10
+		case 'm', 'M':
+			num, mult = v[:n-1], 1<<20
+		case 'g', 'G':
+			num, mult = v[:n-1], 1<<30
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || strings.HasPrefix(num, "+") || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not an nginx size like 512k, 50m or 1g", v)
+	}
+	return n * mult, nil
+}
+
+// CheckHPAReplicas: a HorizontalPodAutoscaler owns its target's replica
+// count. A replicas field in the target's YAML fights it: every kubectl
+// apply sets the count back to the manifest's until the HPA's next sync.
+func CheckHPAReplicas(objs []Object) []string {
+	var bad []string
+	for _, o := range objs {
+		hpa, ok := o.Obj.(*autoscalingv2.HorizontalPodAutoscaler)
+		if !ok {
+			continue
+		}
+		t := hpa.Spec.ScaleTargetRef
+		var replicas *int32
+		switch t.Kind {
+		case "Deployment":
+			if d, ok := find[*appsv1.Deployment](objs, t.Name); ok {
+				replicas = d.Spec.Replicas
+			}
+		case "StatefulSet":
+			if s, ok := find[*appsv1.StatefulSet](objs, t.Name); ok {
+				replicas = s.Spec.Replicas
+			}
+		}
+		if replicas != nil {
+			bad = append(bad, fmt.Sprintf("%s/%s sets replicas: %d, but %s owns its replica count: every kubectl apply would reset what the HPA chose (set the HPA's minReplicas instead)",
+				t.Kind, t.Name, *replicas, o))
+		}
+	}
+	return bad
+}
+
+// CheckChangeCause: the Deployment controller copies a Deployment's
+// annotations to each new ReplicaSet, so a kubernetes.io/change-cause
+// written in the YAML labels every later revision in `rollout history`,
+// whatever changed it. It is set with kubectl annotate after each change.
+func CheckChangeCause(objs []Object) []string {
+	const key = "kubernetes.io/change-cause"
+	var bad []string
+	for _, o := range objs {
+		var meta *metav1.ObjectMeta
+		switch v := o.Obj.(type) {
+		case *appsv1.Deployment:
+			meta = &v.ObjectMeta
+		case *appsv1.StatefulSet:
+			meta = &v.ObjectMeta
+		default:
+			continue
+		}
+		if cause, ok := meta.Annotations[key]; ok {
+			bad = append(bad, fmt.Sprintf("%s: %s %q in the manifest would be shown for every later revision; annotate after each change instead", o, key, cause))
+		}
+	}
+	return bad
 }

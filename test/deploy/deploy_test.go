@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -227,13 +229,71 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			ten := int64(10)
 			deployment(o, "frontend").Spec.Template.Spec.TerminationGracePeriodSeconds = &ten
 		}},
+		{"ingress-body", "default 1m", func(o []Object) {
+			ing, _ := find[*networkingv1.Ingress](o, "frontend")
+			delete(ing.Annotations, "nginx.ingress.kubernetes.io/proxy-body-size")
+		}},
+		{"ingress-body", `"20m" is 20971520 bytes`, func(o []Object) {
+			ing, _ := find[*networkingv1.Ingress](o, "frontend")
+			ing.Annotations["nginx.ingress.kubernetes.io/proxy-body-size"] = "20m"
+		}},
+		// The hard cap raised without the Ingress: the live upload-limit
+		// may now be raised past what nginx lets through.
+		{"ingress-body", "uploads need 209780736", func(o []Object) {
+			cm, _ := find[*corev1.ConfigMap](o, "frontend-env")
+			cm.Data["MAX_UPLOAD_BYTES"] = "209715200"
+		}},
+		{"ingress-body", "uploads need 104923136", func(o []Object) {
+			c := &deployment(o, "frontend").Spec.Template.Spec.Containers[0]
+			c.Env = append(c.Env, corev1.EnvVar{Name: "MAX_UPLOAD_BYTES", Value: "104857600"})
+		}},
+		{"ingress-body", "not an nginx size", func(o []Object) {
+			ing, _ := find[*networkingv1.Ingress](o, "frontend")
+			ing.Annotations["nginx.ingress.kubernetes.io/proxy-body-size"] = "64MiB"
+		}},
+		{"change-cause", "would be shown for every later revision", func(o []Object) {
+			deployment(o, "frontend").Annotations = map[string]string{"kubernetes.io/change-cause": "initial deploy of 0.1.0"}
+		}},
 	}
+	// The base has no HorizontalPodAutoscaler: these break the overlays
+	// that have one.
+	inOverlay := map[string][]struct {
+		check, want string
+		breakIt     func(objs []Object)
+	}{
+		"kustomize/overlays/minikube": {
+			{"hpa-replicas", "Deployment/imageproc sets replicas: 2", func(o []Object) {
+				two := int32(2)
+				deployment(o, "imageproc").Spec.Replicas = &two
+			}},
+		},
+		"kustomize/overlays/production": {
+			{"hpa-replicas", "Deployment/frontend sets replicas: 4", func(o []Object) {
+				four := int32(4)
+				deployment(o, "frontend").Spec.Replicas = &four
+			}},
+		},
+	}
+	type broken struct {
+		build
+		check, want string
+		breakIt     func(objs []Object)
+	}
+	var all []broken
 	base := builds(t)[0]
 	for _, tt := range tests {
+		all = append(all, broken{base, tt.check, tt.want, tt.breakIt})
+	}
+	for dir, tests := range inOverlay {
+		for _, tt := range tests {
+			all = append(all, broken{build{dir: filepath.Join(root, dir)}, tt.check, tt.want, tt.breakIt})
+		}
+	}
+	for _, tt := range all {
 		t.Run(tt.check+"/"+tt.want, func(t *testing.T) {
-			objs := load(t, base)
+			objs := load(t, tt.build)
 			if problems := Checks[tt.check](objs); len(problems) != 0 {
-				t.Fatalf("the intact base already fails %s: %v", tt.check, problems)
+				t.Fatalf("the intact build already fails %s: %v", tt.check, problems)
 			}
 			tt.breakIt(objs)
 			problems := Checks[tt.check](objs)
@@ -287,6 +347,13 @@ func TestOverlaysSayWhatTheyMean(t *testing.T) {
 		}
 	}
 	prod := load(t, build{dir: filepath.Join(root, "kustomize/overlays/production")})
+	// Production's larger counts are the HPAs' floors: a replicas field
+	// would fight the HPAs (the hpa-replicas check).
+	for name, floor := range map[string]int32{"frontend": 4, "imageproc": 3} {
+		if h, ok := find[*autoscalingv2.HorizontalPodAutoscaler](prod, name); !ok || h.Spec.MinReplicas == nil || *h.Spec.MinReplicas != floor {
+			t.Errorf("production HPA %s: want minReplicas %d", name, floor)
+		}
+	}
 	for _, p := range Pods(prod) {
 		for _, c := range containers(p.Spec) {
 			if strings.HasPrefix(c.Image, "kubelab/") {

@@ -23,8 +23,10 @@ func page(url string) (int, string, error) {
 }
 
 // TestDatabaseOutageDegradesAndRecovers scales PostgreSQL to zero: imageproc
-// turns unready, the gallery answers with a clear message instead of
-// photos, and when PostgreSQL is back everything recovers by itself.
+// turns unready, the frontend stays ready (READY_NEEDS_IMAGEPROC is false by
+// default), so the gallery, reached through the frontend's Service, answers
+// with a clear message instead of photos, and when PostgreSQL is back
+// everything recovers by itself.
 func TestDatabaseOutageDegradesAndRecovers(t *testing.T) {
 	kubectl(t, "apply", "-k", "overlay")
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
