@@ -37,13 +37,13 @@ run: build ## run imageproc and the frontend locally on the embedded store (no d
 	@test -e $(DATA)/frontend/config/title || echo "kubelab photo lab (local)" > $(DATA)/frontend/config/title
 	@test -e $(DATA)/frontend/secret/admin-token || echo "local-admin-token" > $(DATA)/frontend/secret/admin-token
 	@echo "imageproc: gRPC on 127.0.0.1:50051, probes and /metrics on http://127.0.0.1:9090"
-	@echo "frontend:  open http://127.0.0.1:8080  (demo controls token: $$(cat $(DATA)/frontend/secret/admin-token))"
+	@echo "frontend:  open http://127.0.0.1:8080  (demo controls token: $$(cat $(DATA)/frontend/secret/admin-token)), /metrics on http://127.0.0.1:9091"
 	@echo "  live settings: edit files in $(DATA)/frontend/config (title, banner, accent-color, upload-limit, features)"
 	@echo "  Ctrl-C stops both"
 	@trap 'kill 0' EXIT; \
 	DATA_DIR=$(DATA)/imageproc GRPC_ADDR=127.0.0.1:50051 ADMIN_ADDR=127.0.0.1:9090 \
 	  DATABASE_URL= DRAIN_DELAY=0s LOG_LEVEL=info ./bin/imageproc serve & \
-	HTTP_ADDR=127.0.0.1:8080 IMAGEPROC_ADDR=dns:///127.0.0.1:50051 DRAIN_DELAY=0s \
+	HTTP_ADDR=127.0.0.1:8080 METRICS_ADDR=127.0.0.1:9091 IMAGEPROC_ADDR=dns:///127.0.0.1:50051 DRAIN_DELAY=0s \
 	  CONFIG_DIR=$(DATA)/frontend/config SECRET_DIR=$(DATA)/frontend/secret ./bin/frontend & \
 	wait -n
 
@@ -127,7 +127,7 @@ undeploy: ## delete everything kubelab deployed, its volumes included
 .PHONY: demo-scale
 demo-scale: ## scale imageproc 2 -> 5 -> 2 and watch the frontend spread its calls (with an HPA: first see it undo kubectl scale)
 	@echo "watch: kubectl -n $(NAMESPACE) get pods -l app.kubernetes.io/name=imageproc -w"
-	@echo "and the 'imageproc:' column of loadgen: every new pod takes a share within MAX_CONNECTION_AGE (30s)"
+	@echo "and the 'imageproc:' column of loadgen: every new pod takes a share within seconds (the frontend re-resolves imageproc-headless every 2s)"
 	@# With a HorizontalPodAutoscaler (the minikube overlay has one), the HPA
 	@# owns the replica count. First the lesson: kubectl scale does not stick.
 	@# Below the HPA's floor, the HPA restores the floor at its next sync

@@ -39,16 +39,28 @@ type settings struct {
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info"`
 	Imageproc string `envconfig:"IMAGEPROC_ADDR" default:"dns:///imageproc-headless:50051"`
 	Balancing string `envconfig:"IMAGEPROC_BALANCING" default:"round_robin"`
+
+	// MetricsAddr serves /metrics on a port of its own, which no Service
+	// or Ingress routes to: Prometheus scrapes the pods directly. Empty
+	// turns it off.
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090"`
+
 	// Deadlines for calls to imageproc: unary calls, and streams
 	// (uploads, downloads, transforms of large photos).
 	CallTimeout   time.Duration `envconfig:"IMAGEPROC_TIMEOUT" default:"5s"`
 	StreamTimeout time.Duration `envconfig:"IMAGEPROC_STREAM_TIMEOUT" default:"2m"`
 	// ReadyNeedsImageproc makes /readyz fail while imageproc is
-	// unreachable. Off, the pod stays in its Service and its pages explain
-	// the outage instead.
-	ReadyNeedsImageproc bool `envconfig:"READY_NEEDS_IMAGEPROC" default:"true"`
+	// unreachable. Off by default: readiness says whether this pod can
+	// serve, and it can, with pages that explain the outage. On, an
+	// imageproc outage (its database down, say) takes every frontend pod
+	// out of the Service at once, and users get a connection error.
+	ReadyNeedsImageproc bool `envconfig:"READY_NEEDS_IMAGEPROC" default:"false"`
 
 	MaxUploadBytes int64 `envconfig:"MAX_UPLOAD_BYTES" default:"52428800"`
+	// The slowest request body waited for (web.Pace): at least
+	// UPLOAD_MIN_RATE bytes a second, measured over each window.
+	UploadMinRate    int64         `envconfig:"UPLOAD_MIN_RATE" default:"1024"`
+	UploadRateWindow time.Duration `envconfig:"UPLOAD_RATE_WINDOW" default:"10s"`
 	// Mounted volumes; each is optional outside a cluster.
 	ConfigDir  string `envconfig:"CONFIG_DIR"`
 	SecretDir  string `envconfig:"SECRET_DIR"`
@@ -65,6 +77,8 @@ func (s *settings) Validate() error {
 	switch {
 	case s.MaxUploadBytes <= 0:
 		return errors.New("MAX_UPLOAD_BYTES must be positive")
+	case s.UploadMinRate < 0 || s.UploadRateWindow <= 0:
+		return errors.New("UPLOAD_MIN_RATE must not be negative and UPLOAD_RATE_WINDOW must be positive")
 	case s.CallTimeout <= 0 || s.StreamTimeout <= 0:
 		return errors.New("IMAGEPROC_TIMEOUT and IMAGEPROC_STREAM_TIMEOUT must be positive")
 	case s.DrainDelay < 0 || s.ShutdownTimeout <= 0:
@@ -123,9 +137,10 @@ func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) e
 	srv, err := web.New(web.Deps{
 		Log: log, Build: info, Pod: self, Live: vols.current.Load, Backend: client, Health: checker, Metrics: metrics,
 		Auth:    auth.New(func() string { return vols.secret().Get(adminTokenKey, "") }, key),
-		Demo:    demo.New(checker.ForceUnready),
+		Demo:    demo.New(log, checker.ForceUnready),
 		Crash:   func() { os.Exit(3) },
 		Started: time.Now(),
+		Pace:    web.Pace{MinRate: cfg.UploadMinRate, Window: cfg.UploadRateWindow},
 	})
 	if err != nil {
 		return err
@@ -137,6 +152,15 @@ func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) e
 	}
 	r := lifecycle.New(log, checker, cfg.Config)
 	r.HTTP("http", lis, &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second})
+	if cfg.MetricsAddr != "" {
+		metricsLis, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		r.HTTP("metrics", metricsLis, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second})
+	}
 	r.Go(func(ctx context.Context) error { checker.Run(ctx); return nil })
 	for _, d := range vols.dirs {
 		r.Go(d.Watch)

@@ -26,8 +26,10 @@ import (
 
 type stack struct {
 	imageproc []*proctest.Proc
+	data      []string // each imageproc's DATA_DIR
 	frontend  *proctest.Proc
 	url       string
+	metrics   string // the frontend's METRICS_ADDR
 	config    string // the ConfigMap volume
 	secret    string // the Secret volume
 }
@@ -38,13 +40,14 @@ type stack struct {
 // 127.0.0.2, ...) and one DNS name resolves to all of them.
 func startStack(t testing.TB, replicas int, env ...string) *stack {
 	t.Helper()
-	s := &stack{config: t.TempDir(), secret: t.TempDir()}
+	s := &stack{config: t.TempDir(), secret: t.TempDir(), metrics: proctest.FreeAddr(t)}
 	_, port, _ := net.SplitHostPort(proctest.FreeAddr(t))
 	var ips []netip.Addr
 	for i := range replicas {
 		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)})
 		ips = append(ips, ip)
-		s.imageproc = append(s.imageproc, imageproctest.Start(t, fmt.Sprintf("imageproc-%d", i), net.JoinHostPort(ip.String(), port)).Proc)
+		srv := imageproctest.Start(t, fmt.Sprintf("imageproc-%d", i), net.JoinHostPort(ip.String(), port))
+		s.imageproc, s.data = append(s.imageproc, srv.Proc), append(s.data, srv.DataDir)
 	}
 	dns := proctest.ServeDNS(t, map[string][]netip.Addr{"imageproc-headless.test.": ips})
 	podinfo := t.TempDir()
@@ -54,7 +57,7 @@ func startStack(t testing.TB, replicas int, env ...string) *stack {
 	addr := proctest.FreeAddr(t)
 	s.url = "http://" + addr
 	s.frontend = proctest.Start(t, "frontend", proctest.Build(t, "."), nil, append([]string{
-		"HTTP_ADDR=" + addr, "IMAGEPROC_ADDR=dns://" + dns + "/imageproc-headless.test:" + port, "IMAGEPROC_BALANCING=round_robin",
+		"HTTP_ADDR=" + addr, "METRICS_ADDR=" + s.metrics, "IMAGEPROC_ADDR=dns://" + dns + "/imageproc-headless.test:" + port, "IMAGEPROC_BALANCING=round_robin",
 		"CONFIG_DIR=" + s.config, "SECRET_DIR=" + s.secret, "PODINFO_DIR=" + podinfo,
 		"POD_NAME=frontend-proc-0", "POD_NAMESPACE=kubelab", "NODE_NAME=node-1", "POD_IP=10.0.0.7", "LOG_LEVEL=debug",
 	}, env...)...)
@@ -228,12 +231,42 @@ func TestProcessCrashIsCountedAsARestart(t *testing.T) {
 	}
 	// kubelet restarts the container with the same emptyDir.
 	addr := proctest.FreeAddr(t)
-	proctest.Start(t, "frontend-restarted", proctest.Build(t, "."), nil, "HTTP_ADDR="+addr, "STATE_DIR="+state,
-		"IMAGEPROC_ADDR=127.0.0.1:1", "IMAGEPROC_BALANCING=pick_first", "READY_NEEDS_IMAGEPROC=false")
+	proctest.Start(t, "frontend-restarted", proctest.Build(t, "."), nil, "HTTP_ADDR="+addr, "METRICS_ADDR=", "STATE_DIR="+state,
+		"IMAGEPROC_ADDR=127.0.0.1:1", "IMAGEPROC_BALANCING=pick_first")
 	proctest.WaitFor(t, "restart", 10*time.Second, func() bool { return proctest.Status("http://"+addr+"/healthz") == http.StatusOK })
 	_, page := get(t, "http://"+addr+"/admin")
 	if !strings.Contains(page, `id="panel-starts">2`) {
 		t.Fatalf("panel does not show the second start:\n%s", page)
+	}
+}
+
+// TestProcessImageprocOutage: by default the frontend's readiness says
+// only whether this pod can serve, so with imageproc down it stays in its
+// Service and the gallery explains the outage. READY_NEEDS_IMAGEPROC=true
+// shows what the option costs: readiness fails, and in a cluster every
+// frontend pod would leave the Service at once.
+func TestProcessImageprocOutage(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		env       []string
+		wantReady int
+	}{
+		{"default", nil, http.StatusOK},
+		{"READY_NEEDS_IMAGEPROC=true", []string{"READY_NEEDS_IMAGEPROC=true"}, http.StatusServiceUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, down := proctest.FreeAddr(t), proctest.FreeAddr(t) // nothing listens on down
+			url := "http://" + addr
+			proctest.Start(t, "frontend", proctest.Build(t, "."), nil, append([]string{"HTTP_ADDR=" + addr, "METRICS_ADDR=", "IMAGEPROC_ADDR=dns:///" + down}, tt.env...)...)
+			proctest.WaitFor(t, fmt.Sprintf("readyz %d", tt.wantReady), 20*time.Second, func() bool {
+				code, body := get(t, url+"/readyz")
+				return code == tt.wantReady && (code == http.StatusOK || strings.Contains(body, `"imageproc"`))
+			})
+			code, page := get(t, url+"/")
+			if code != http.StatusServiceUnavailable || !strings.Contains(page, `id="degraded"`) || !strings.Contains(page, "imageproc unavailable") {
+				t.Fatalf("gallery with imageproc down: %d\n%s", code, page)
+			}
+		})
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,6 +27,7 @@ import (
 	"github.com/kubelab/kubelab/services/imageproc/internal/blob"
 	"github.com/kubelab/kubelab/services/imageproc/internal/server"
 	"github.com/kubelab/kubelab/services/imageproc/internal/store"
+	"github.com/kubelab/kubelab/services/imageproc/pipeline"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
 	"github.com/kubelab/kubelab/services/platform/health"
@@ -47,6 +50,14 @@ type settings struct {
 	MaxAttempts      int           `envconfig:"MAX_ATTEMPTS" default:"3"`
 	Transforms       int           `envconfig:"TRANSFORM_CONCURRENCY" default:"0"`
 	MaxConnectionAge time.Duration `envconfig:"MAX_CONNECTION_AGE" default:"30s"`
+	// MaxConnectionAgeGrace must cover the longest call a client makes;
+	// unset, grpcserver.DefaultMaxConnectionAgeGrace.
+	MaxConnectionAgeGrace time.Duration `envconfig:"MAX_CONNECTION_AGE_GRACE"`
+
+	// MemoryLimit is the container's memory limit in bytes, from the
+	// Downward API (resourceFieldRef limits.memory); unset, it is read from
+	// the cgroup. Transforms share it (pipeline.MemoryBudget).
+	MemoryLimit int64 `envconfig:"MEMORY_LIMIT"`
 
 	lifecycle.Config
 }
@@ -59,6 +70,8 @@ func (s *settings) Validate() error {
 		return errors.New("MAX_PIXELS must be positive")
 	case s.MaxAttempts <= 0:
 		return errors.New("MAX_ATTEMPTS must be positive")
+	case s.MemoryLimit < 0:
+		return errors.New("MEMORY_LIMIT must not be negative")
 	case s.DrainDelay < 0 || s.ShutdownTimeout <= 0:
 		return errors.New("DRAIN_DELAY must not be negative and SHUTDOWN_TIMEOUT must be positive")
 	}
@@ -114,8 +127,10 @@ func serve(ctx context.Context, cfg settings, info build.Info, log *slog.Logger)
 	checker := health.NewChecker(log, 2*time.Second, time.Second, "imageproc.v1.ImageService", "imageproc.v1.QueueService")
 	checker.AddReadiness("database", st.Ping)
 
-	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: metrics, Health: checker, Instance: info.Instance, Version: info.Version, MaxConnectionAge: cfg.MaxConnectionAge})
-	server.Register(g, log, st, blobs, server.Limits{MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, Transforms: cfg.Transforms})
+	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: metrics, Health: checker, Instance: info.Instance, Version: info.Version,
+		MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace})
+	server.Register(g, log, st, blobs, server.Limits{MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels,
+		Transforms: cfg.Transforms, MemoryLimit: memoryLimit(cfg, log)})
 
 	admin := http.NewServeMux()
 	checker.Routes(admin)
@@ -134,6 +149,31 @@ func serve(ctx context.Context, cfg settings, info build.Info, log *slog.Logger)
 	r.HTTP("admin", adminLis, &http.Server{Handler: metrics.Middleware(admin), ReadHeaderTimeout: 5 * time.Second})
 	r.Go(func(ctx context.Context) error { checker.Run(ctx); return nil })
 	return r.Run(ctx)
+}
+
+// memoryLimit is the container's memory limit, and tells the Go runtime to
+// keep the heap under nine tenths of it (unless GOMEMLIMIT says otherwise):
+// without a soft limit the heap may grow to twice what is live before a
+// collection, and the kernel kills the container at its limit.
+func memoryLimit(cfg settings, log *slog.Logger) int64 {
+	limit, source := cfg.MemoryLimit, "MEMORY_LIMIT"
+	if limit == 0 {
+		limit, source = server.CgroupMemoryLimit(), "cgroup"
+	}
+	if limit == 0 {
+		log.Info("no memory limit found: transforms are bounded by MAX_PIXELS and their work only")
+		return 0
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(pipeline.SoftMemoryLimit(limit))
+	}
+	concurrency := cfg.Transforms
+	if concurrency <= 0 {
+		concurrency = runtime.GOMAXPROCS(0)
+	}
+	log.Info("transform memory budget", "memory_limit_bytes", limit, "from", source,
+		"go_memory_limit_bytes", debug.SetMemoryLimit(-1), "per_transform_bytes", pipeline.MemoryBudget(limit, concurrency))
+	return limit
 }
 
 // openStore picks PostgreSQL when DATABASE_URL is set, else the embedded

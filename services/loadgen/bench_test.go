@@ -21,7 +21,7 @@ func BenchmarkFrontendInfo(b *testing.B) {
 	bin := proctest.Build(b, "github.com/kubelab/kubelab/services/frontend")
 	addr := proctest.FreeAddr(b)
 	proctest.Start(b, "frontend", "taskset", []string{"-c", "0", bin}, "GOMAXPROCS=1", "HTTP_ADDR="+addr,
-		"IMAGEPROC_ADDR=127.0.0.1:1", "IMAGEPROC_BALANCING=pick_first", "READY_NEEDS_IMAGEPROC=false", "LOG_LEVEL=warn")
+		"METRICS_ADDR=", "IMAGEPROC_ADDR=127.0.0.1:1", "IMAGEPROC_BALANCING=pick_first", "LOG_LEVEL=warn")
 	url := "http://" + addr + "/api/v1/info"
 	proctest.WaitFor(b, "frontend", 10*time.Second, func() bool { return proctest.Status(url) == http.StatusOK })
 

@@ -50,6 +50,12 @@ type settings struct {
 	Progress    time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s"`
 	MetricsAddr string        `envconfig:"METRICS_ADDR" default:":9090"`
 	LogLevel    string        `envconfig:"LOG_LEVEL" default:"info"`
+
+	// A failed task waits RETRY_BACKOFF, doubling per attempt up to
+	// RETRY_BACKOFF_MAX, with jitter, before it may be claimed again.
+	RetryBackoff    time.Duration `envconfig:"RETRY_BACKOFF" default:"10s"`
+	RetryBackoffMax time.Duration `envconfig:"RETRY_BACKOFF_MAX" default:"5m"`
+
 	// An Indexed Job sets JOB_COMPLETION_INDEX in each pod; the manifest
 	// sets SHARD_COUNT to the Job's completions.
 	ShardIndex int `envconfig:"JOB_COMPLETION_INDEX" default:"0"`
@@ -76,6 +82,8 @@ func (s *settings) Validate() error {
 		return errors.New("JOB_COMPLETION_INDEX is set but SHARD_COUNT is not: set SHARD_COUNT to the Job's completions")
 	case s.Wait <= 0 || s.Finish < 0 || s.Poll <= 0:
 		return errors.New("IMAGEPROC_WAIT and POLL_INTERVAL must be positive, FINISH_TIMEOUT not negative")
+	case s.RetryBackoff < 0 || s.RetryBackoffMax < s.RetryBackoff || s.RetryBackoffMax > 24*time.Hour:
+		return errors.New("RETRY_BACKOFF must not be negative, and RETRY_BACKOFF_MAX must be from RETRY_BACKOFF to 24h")
 	case s.BlobMinAge < time.Minute:
 		return errors.New("BLOB_MIN_AGE must be at least 1m")
 	case s.VariantMaxAge < 0:
@@ -167,6 +175,7 @@ func run(ctx context.Context, cmd string, cfg settings, info build.Info, log *sl
 		Name: info.Instance, Concurrency: concurrency, Batch: cfg.Batch, Lease: cfg.Lease,
 		ShardIndex: cfg.ShardIndex, ShardCount: cfg.ShardCount, MaxPixels: cfg.MaxPixels,
 		Wait: cfg.Wait, Finish: cfg.Finish, Poll: cfg.Poll, Progress: cfg.Progress,
+		RetryBackoff: cfg.RetryBackoff, RetryBackoffMax: cfg.RetryBackoffMax,
 	}, images, queue, log, work.NewMetrics(metrics.Registry))
 	log.Info("working", "imageproc", cfg.Imageproc, "concurrency", concurrency, "shard", cfg.ShardIndex, "shards", cfg.ShardCount)
 	return w.Run(ctx)

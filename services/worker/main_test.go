@@ -77,7 +77,7 @@ func (l *lab) worker(t *testing.T, name string, env ...string) *proctest.Proc {
 	t.Helper()
 	return proctest.Start(t, name, proctest.Build(t, "."), nil, append([]string{
 		"IMAGEPROC_ADDR=" + l.addr, "IMAGEPROC_BALANCING=pick_first", "POD_NAME=" + name, "METRICS_ADDR=",
-		"LEASE=3s", "POLL_INTERVAL=200ms", "PROGRESS_INTERVAL=1s", "LOG_LEVEL=debug",
+		"LEASE=3s", "POLL_INTERVAL=200ms", "PROGRESS_INTERVAL=1s", "LOG_LEVEL=debug", "RETRY_BACKOFF=200ms",
 	}, env...)...)
 }
 
@@ -190,6 +190,37 @@ func TestProcessPoisonTaskFailsAfterMaxAttempts(t *testing.T) {
 	}
 }
 
+// A fault of imageproc's that would repeat is Internal, not Unavailable:
+// the worker counts each try as an attempt and backs off, and the task
+// ends failed, instead of being given back and claimed again at once,
+// forever. The fault here is a real one: imageproc's volume lost the
+// directory every upload is written to first, as a full disk would
+// refuse them.
+func TestProcessImageprocFaultUsesUpAttempts(t *testing.T) {
+	l := startLab(t)
+	batch := l.batch(t, l.photos(t, 1, pipelinetest.JPEG(320, 240, 9)), thumbnail)
+	if err := os.RemoveAll(filepath.Join(l.dataDir, "blobs", "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	w := l.worker(t, "worker-0")
+	if code := w.Wait(t, time.Minute); code != 0 {
+		t.Fatalf("worker exit %d, want 0: a failed task is data, not a failed Job", code)
+	}
+	if b := l.progress(t, batch); b.GetFailed() != 1 || b.GetDone()+b.GetPending()+b.GetLeased() != 0 {
+		t.Fatalf("batch %v, want the task failed", b)
+	}
+	// MAX_ATTEMPTS=3: two retries, each after its backoff, then failed.
+	if n := strings.Count(w.Log.String(), "task failed; it will be retried"); n != 2 {
+		t.Fatalf("%d retries logged, want 2:\n%s", n, tail(w.Log.String()))
+	}
+	if !strings.Contains(w.Log.String(), `"retry_after":"`) || !strings.Contains(w.Log.String(), "code = Internal") {
+		t.Fatalf("the worker log does not show Internal failures retried after a backoff:\n%s", tail(w.Log.String()))
+	}
+	if n := strings.Count(l.imageproc.Log.String(), `"msg":"upload variant failed"`); n != 3 {
+		t.Fatalf("imageproc logged %d upload failures, want 3 (one per attempt)", n)
+	}
+}
+
 func TestProcessIndexedJobShards(t *testing.T) {
 	l := startLab(t)
 	batch := l.batch(t, l.photos(t, 20, pipelinetest.JPEG(320, 240, 1)), thumbnail)
@@ -221,6 +252,7 @@ func TestProcessExitCodes(t *testing.T) {
 		{"imageproc unreachable: retry", []string{"IMAGEPROC_ADDR=127.0.0.1:1", "IMAGEPROC_BALANCING=pick_first", "IMAGEPROC_WAIT=1s"}, 1, "unreachable"},
 		{"shard out of range: configuration", []string{"SHARD_COUNT=2", "JOB_COMPLETION_INDEX=5"}, 2, "SHARD_COUNT"},
 		{"bad lease: configuration", []string{"LEASE=1ms"}, 2, "LEASE"},
+		{"backoff above its maximum: configuration", []string{"RETRY_BACKOFF=1m", "RETRY_BACKOFF_MAX=1s"}, 2, "RETRY_BACKOFF"},
 		{"unknown command", []string{"dance"}, 2, "unknown command"},
 	}
 	for _, tt := range tests {

@@ -161,7 +161,7 @@ func local(t *testing.T, kubectlDir string) *starlark.Builtin {
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("command %q failed.\nerror: %v\nstderr: %s", argv, err, stderr.String())
+			return nil, fmt.Errorf("command %q failed.\nerror: %w\nstderr: %s", argv, err, stderr.String())
 		}
 		if !quiet {
 			t.Logf("local: %s\n%s", argv, stdout.String())

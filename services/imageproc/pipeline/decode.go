@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -29,6 +30,8 @@ type Info struct {
 	Width       int    // after EXIF orientation
 	Height      int
 	Orientation int // EXIF orientation 1–8; 1 when absent
+
+	decoding decoding // what decoding it will allocate
 }
 
 // ContentType is the MIME type of the image's format.
@@ -38,10 +41,11 @@ func (i Info) ContentType() string { return "image/" + i.Format }
 // image of more than maxPixels before anything is decoded, which is what
 // stops a decompression bomb (a tiny file claiming a huge canvas).
 func Probe(r io.Reader, maxPixels int64) (Info, error) {
-	// Buffer the header so the EXIF scan and DecodeConfig see the same bytes.
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(64 << 10)
-	cfg, format, err := image.DecodeConfig(br)
+	// Keep what DecodeConfig reads (for a JPEG, every segment up to the
+	// first scan), so the EXIF and frame header scans see the same bytes.
+	rec := &recorder{r: r, max: maxHeader}
+	cfg, format, err := image.DecodeConfig(bufio.NewReaderSize(rec, 64<<10))
+	head := rec.buf
 	if err != nil {
 		return Info{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -51,7 +55,8 @@ func Probe(r io.Reader, maxPixels int64) (Info, error) {
 	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return Info{}, fmt.Errorf("%w: %dx%d is more than %d pixels", ErrTooLarge, cfg.Width, cfg.Height, maxPixels)
 	}
-	info := Info{Format: format, Width: cfg.Width, Height: cfg.Height, Orientation: 1}
+	info := Info{Format: format, Width: cfg.Width, Height: cfg.Height, Orientation: 1,
+		decoding: decodingOf(format, cfg.ColorModel, cfg.Width, cfg.Height, head)}
 	if format == "jpeg" {
 		info.Orientation = jpegOrientation(head)
 		if info.Orientation >= 5 { // the four orientations that swap the axes
@@ -69,17 +74,69 @@ func Decode(r io.ReadSeeker, maxPixels int64) (image.Image, Info, error) {
 	if err != nil {
 		return nil, Info{}, err
 	}
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return nil, Info{}, fmt.Errorf("rewind: %w", err)
-	}
-	img, _, err := image.Decode(bufio.NewReaderSize(r, 64<<10))
+	img, err := decodeProbed(context.Background(), r, info)
 	if err != nil {
-		return nil, Info{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, Info{}, err
 	}
-	return orient(img, info.Orientation), info, nil
+	return img, info, nil
 }
 
 // DecodeBytes is Decode for an image already in memory.
 func DecodeBytes(b []byte, maxPixels int64) (image.Image, Info, error) {
 	return Decode(bytes.NewReader(b), maxPixels)
+}
+
+// decodeProbed decodes r from its start, as Probe described it. The
+// decoders take no context, so they read through one: when ctx ends, their
+// next read fails and so does the decode.
+func decodeProbed(ctx context.Context, r io.ReadSeeker, info Info) (image.Image, error) {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewind: %w", err)
+	}
+	img, _, err := image.Decode(bufio.NewReaderSize(&ctxReader{ctx: ctx, r: r}, 64<<10))
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return orient(img, info.Orientation), nil
+}
+
+// maxHeader bounds the header bytes Probe keeps: JPEG segments before the
+// first scan (EXIF, ICC profiles, thumbnails) rarely pass a few hundred KB.
+const maxHeader = 1 << 20
+
+// recorder keeps the first max bytes read through it.
+type recorder struct {
+	r   io.Reader
+	buf []byte
+	max int
+}
+
+func (rec *recorder) Read(p []byte) (int, error) {
+	n, err := rec.r.Read(p)
+	if room := rec.max - len(rec.buf); room > 0 {
+		rec.buf = append(rec.buf, p[:min(n, room)]...)
+	}
+	return n, err
+}
+
+// ctxReader fails its reads once ctx has ended. Reads are kept small so a
+// decoder looks at the context often: 8 KiB of a PNG can inflate to
+// megabytes of pixels.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+	err error // once failed, always failed: bufio forgets an error once returned
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if c.err == nil {
+		c.err = stopped(c.ctx)
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.r.Read(p[:min(len(p), 8<<10)])
 }

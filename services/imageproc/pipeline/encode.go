@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -31,15 +32,37 @@ type Result struct {
 	ContentType   string
 }
 
-// Run decodes src (at most maxPixels), applies spec and encodes to dst:
-// everything a variant needs, for imageproc and the worker alike.
-func Run(dst io.Writer, src io.ReadSeeker, spec Spec, maxPixels int64) (Result, error) {
-	img, _, err := Decode(src, maxPixels)
+// Estimate is what decoding the image info describes and running spec on it
+// costs, known before any pixel is decoded.
+func Estimate(info Info, spec Spec, maxPixels int64) (Cost, error) {
+	return runCost(info, spec, maxPixels)
+}
+
+// Run decodes src, applies spec and encodes to dst: everything a variant
+// needs, for imageproc and the worker alike. What would exceed lim is
+// refused from the header, before decoding. When ctx ends Run stops, at
+// the next read of src, operation or band of rows, and returns ctx's error.
+func Run(ctx context.Context, dst io.Writer, src io.ReadSeeker, spec Spec, lim Limits) (Result, error) {
+	info, err := Probe(src, lim.MaxPixels)
 	if err != nil {
 		return Result{}, err
 	}
-	out, err := Apply(img, spec, maxPixels)
+	cost, err := runCost(info, spec, lim.MaxPixels)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := cost.Check(lim, fmt.Sprintf("%s of this %dx%d %s", spec, info.Width, info.Height, info.Format)); err != nil {
+		return Result{}, err
+	}
+	img, err := decodeProbed(ctx, src, info)
+	if err != nil {
+		return Result{}, err
+	}
+	out, err := Apply(ctx, img, spec, lim.MaxPixels)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
 	if err := Encode(dst, out, spec); err != nil {

@@ -1,41 +1,56 @@
 package pipeline
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"image"
 	"math"
 )
 
+// ErrOutOfBounds is wrapped by errors about operations reaching outside the
+// image, such as a crop rectangle: the request's fault, not the image's.
+var ErrOutOfBounds = errors.New("out of bounds")
+
 // Apply runs spec's operations on img, in order. No intermediate image may
 // exceed maxPixels: an upscale is refused before memory is allocated for it.
-func Apply(img image.Image, spec Spec, maxPixels int64) (*image.RGBA, error) {
+// It stops with ctx's error between operations and, inside the costly ones,
+// between rows, so an abandoned request frees its CPU at once.
+func Apply(ctx context.Context, img image.Image, spec Spec, maxPixels int64) (*image.RGBA, error) {
 	cur := img
 	for i, op := range spec.Ops {
-		next, err := applyOp(cur, op, maxPixels)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		next, err := applyOp(ctx, cur, op, maxPixels)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
 			return nil, fmt.Errorf("operations[%d] %s: %w", i, op.canonical(), err)
 		}
 		cur = next
 	}
-	return toRGBA(cur), nil
+	return toRGBACtx(ctx, cur)
 }
 
-func applyOp(img image.Image, op Op, maxPixels int64) (image.Image, error) {
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	scaleTo := func(img image.Image, tw, th int) (image.Image, error) {
+// outputSize is the size op makes of a w×h image; for a Fill resize, the
+// size it scales to before cropping. Sizes over maxPixels and crops outside
+// the image are errors. Apply and the cost estimate both use it, so they
+// agree on every size.
+func outputSize(op Op, w, h int, maxPixels int64) (tw, th int, err error) {
+	scaled := func(tw, th int) (int, int, error) {
 		if int64(tw)*int64(th) > maxPixels {
-			return nil, fmt.Errorf("%w: result would be %dx%d, more than %d pixels", ErrTooLarge, tw, th, maxPixels)
+			return 0, 0, fmt.Errorf("%w: result would be %dx%d, more than %d pixels", ErrTooLarge, tw, th, maxPixels)
 		}
-		return resize(img, tw, th), nil
+		return tw, th, nil
 	}
 	switch o := op.(type) {
 	case Thumbnail:
 		if w <= o.Size && h <= o.Size {
-			return img, nil // never enlarge
+			return w, h, nil // never enlarge
 		}
-		tw, th := fitSize(w, h, o.Size, o.Size)
-		return scaleTo(img, tw, th)
+		return scaled(fitSize(w, h, o.Size, o.Size))
 	case Resize:
 		if o.Mode == Fit {
 			bw, bh := o.Width, o.Height
@@ -45,35 +60,66 @@ func applyOp(img image.Image, op Op, maxPixels int64) (image.Image, error) {
 			if bh == 0 {
 				bh = MaxDimension
 			}
-			tw, th := fitSize(w, h, bw, bh)
-			return scaleTo(img, tw, th)
+			return scaled(fitSize(w, h, bw, bh))
 		}
 		// Fill: scale to cover, then crop the centre.
 		scale := math.Max(float64(o.Width)/float64(w), float64(o.Height)/float64(h))
-		cw := max(o.Width, int(math.Round(float64(w)*scale)))
-		ch := max(o.Height, int(math.Round(float64(h)*scale)))
-		scaled, err := scaleTo(img, cw, ch)
-		if err != nil {
-			return nil, err
-		}
-		x0, y0 := (cw-o.Width)/2, (ch-o.Height)/2
-		return crop(toRGBA(scaled), image.Rect(x0, y0, x0+o.Width, y0+o.Height)), nil
+		return scaled(max(o.Width, int(math.Round(float64(w)*scale))), max(o.Height, int(math.Round(float64(h)*scale))))
 	case Crop:
 		r := image.Rect(o.X, o.Y, o.X+o.Width, o.Y+o.Height)
 		if !r.In(image.Rect(0, 0, w, h)) {
-			return nil, fmt.Errorf("rectangle %v lies outside the %dx%d image", r, w, h)
+			return 0, 0, fmt.Errorf("%w: rectangle %v lies outside the %dx%d image", ErrOutOfBounds, r, w, h)
 		}
-		return crop(toRGBA(img), r), nil
+		return o.Width, o.Height, nil
 	case Rotate:
-		return rotate(toRGBA(img), o.Degrees), nil
+		if o.Degrees != 180 {
+			return h, w, nil
+		}
+		return w, h, nil
+	case Flip, Grayscale, Blur, Sharpen:
+		return w, h, nil
+	}
+	return 0, 0, fmt.Errorf("unsupported operation %T", op)
+}
+
+func applyOp(ctx context.Context, img image.Image, op Op, maxPixels int64) (image.Image, error) {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	tw, th, err := outputSize(op, w, h, maxPixels)
+	if err != nil {
+		return nil, err
+	}
+	switch o := op.(type) {
+	case Thumbnail:
+		if tw == w && th == h {
+			return img, nil
+		}
+		return resize(ctx, img, tw, th)
+	case Resize:
+		scaled, err := resize(ctx, img, tw, th)
+		if err != nil || o.Mode == Fit {
+			return scaled, err
+		}
+		x0, y0 := (tw-o.Width)/2, (th-o.Height)/2
+		return crop(scaled, image.Rect(x0, y0, x0+o.Width, y0+o.Height)), nil
+	}
+	src, err := toRGBACtx(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	switch o := op.(type) {
+	case Crop:
+		return crop(src, image.Rect(o.X, o.Y, o.X+o.Width, o.Y+o.Height)), nil
+	case Rotate:
+		return rotate(src, o.Degrees), nil
 	case Flip:
-		return flip(toRGBA(img), o.Horizontal), nil
+		return flip(src, o.Horizontal), nil
 	case Grayscale:
-		return grayscale(toRGBA(img)), nil
+		return grayscale(src), nil
 	case Blur:
-		return gaussian(toRGBA(img), o.Sigma), nil
+		return gaussian(ctx, src, o.Sigma)
 	case Sharpen:
-		return sharpen(toRGBA(img), o.Sigma, o.Amount), nil
+		return sharpen(ctx, src, o.Sigma, o.Amount)
 	}
 	return nil, fmt.Errorf("unsupported operation %T", op)
 }
@@ -153,14 +199,17 @@ func gaussianKernel(sigma float64) func(float64) float64 {
 // gaussian blurs with a separable kernel of radius 3σ, edges clamped.
 // makeTaps at scale 1 with the Gaussian as kernel gives exactly the clamped,
 // normalised convolution weights.
-func gaussian(src *image.RGBA, sigma float64) *image.RGBA {
+func gaussian(ctx context.Context, src *image.RGBA, sigma float64) (*image.RGBA, error) {
 	w, h := src.Rect.Dx(), src.Rect.Dy()
-	return resample(src, makeTaps(w, w, gaussianKernel(sigma), 3*sigma), makeTaps(h, h, gaussianKernel(sigma), 3*sigma))
+	return resample(ctx, src, makeTaps(w, w, gaussianKernel(sigma), 3*sigma), makeTaps(h, h, gaussianKernel(sigma), 3*sigma))
 }
 
 // sharpen is an unsharp mask: src + amount × (src − blur(src)).
-func sharpen(src *image.RGBA, sigma, amount float64) *image.RGBA {
-	blurred := gaussian(src, sigma)
+func sharpen(ctx context.Context, src *image.RGBA, sigma, amount float64) (*image.RGBA, error) {
+	blurred, err := gaussian(ctx, src, sigma)
+	if err != nil {
+		return nil, err
+	}
 	dst := image.NewRGBA(src.Rect)
 	a := float32(amount)
 	for i := 0; i < len(src.Pix); i += 4 {
@@ -171,5 +220,5 @@ func sharpen(src *image.RGBA, sigma, amount float64) *image.RGBA {
 		}
 		dst.Pix[i+3] = alpha
 	}
-	return dst
+	return dst, nil
 }

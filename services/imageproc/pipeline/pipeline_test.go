@@ -41,7 +41,7 @@ func TestOperationsGeometry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.op.canonical(), func(t *testing.T) {
-			out, err := Apply(src, Spec{Ops: []Op{tt.op}}, testMaxPixels)
+			out, err := Apply(t.Context(), src, Spec{Ops: []Op{tt.op}}, testMaxPixels)
 			if tt.wantErrMsg != "" {
 				if err == nil {
 					t.Fatalf("want error containing %q", tt.wantErrMsg)
@@ -59,7 +59,7 @@ func TestOperationsGeometry(t *testing.T) {
 }
 
 func TestUpscaleBeyondLimitRefused(t *testing.T) {
-	_, err := Apply(pipelinetest.Photo(100, 100, 1), Spec{Ops: []Op{Resize{Width: 10000, Height: 10000, Mode: Fill}}}, 1_000_000)
+	_, err := Apply(t.Context(), pipelinetest.Photo(100, 100, 1), Spec{Ops: []Op{Resize{Width: 10000, Height: 10000, Mode: Fill}}}, 1_000_000)
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err = %v, want ErrTooLarge", err)
 	}
@@ -123,17 +123,25 @@ func TestGrayscaleAndBlur(t *testing.T) {
 	for i := range flat.Pix {
 		flat.Pix[i] = 200
 	}
-	for i, v := range gaussian(flat, 3).Pix {
+	for i, v := range must(gaussian(t.Context(), flat, 3)).Pix {
 		if v != 200 {
 			t.Fatalf("flat image changed at %d: %d", i, v)
 		}
 	}
-	if variance(gaussian(src, 2)) >= variance(src) {
+	if variance(must(gaussian(t.Context(), src, 2))) >= variance(src) {
 		t.Fatal("blur did not smooth")
 	}
-	if variance(sharpen(src, 1, 2)) <= variance(src) {
+	if variance(must(sharpen(t.Context(), src, 1, 2))) <= variance(src) {
 		t.Fatal("sharpen did not add contrast")
 	}
+}
+
+// must is for operations given a context that never ends.
+func must(img *image.RGBA, err error) *image.RGBA {
+	if err != nil {
+		panic(err)
+	}
+	return img
 }
 
 func variance(img *image.RGBA) float64 {
@@ -156,8 +164,8 @@ func TestShrinkMatchesLanczos(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, src := range map[string]image.Image{"ycbcr": jpg, "rgba": toRGBA(jpg)} {
-		fast := resize(src, 128, 85)
-		ref := lanczos(toRGBA(src), 128, 85)
+		fast := must(resize(t.Context(), src, 128, 85))
+		ref := must(lanczos(t.Context(), toRGBA(src), 128, 85))
 		if d := MeanAbsDiff(fast, ref); d > 2.0 {
 			t.Errorf("%s: mean abs difference to Lanczos = %.2f levels, want <= 2", name, d)
 		}
@@ -257,7 +265,7 @@ func TestRunEncodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res, err := Run(&out, bytes.NewReader(pipelinetest.JPEG(120, 80, 6)), spec, testMaxPixels)
+	res, err := Run(t.Context(), &out, bytes.NewReader(pipelinetest.JPEG(120, 80, 6)), spec, Limits{MaxPixels: testMaxPixels})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +275,7 @@ func TestRunEncodes(t *testing.T) {
 	}
 	spec.Format, spec.Quality = JPEG, 50
 	out.Reset()
-	if _, err := Run(&out, bytes.NewReader(pipelinetest.JPEG(120, 80, 6)), spec, testMaxPixels); err != nil {
+	if _, err := Run(t.Context(), &out, bytes.NewReader(pipelinetest.JPEG(120, 80, 6)), spec, Limits{MaxPixels: testMaxPixels}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := jpeg.Decode(&out); err != nil {

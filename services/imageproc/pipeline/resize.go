@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"image"
 	"image/color"
 	"image/draw"
@@ -23,20 +24,48 @@ import (
 
 // toRGBA returns img as *image.RGBA with its origin at (0, 0).
 func toRGBA(img image.Image) *image.RGBA {
-	if r, ok := img.(*image.RGBA); ok && r.Rect.Min == (image.Point{}) {
-		return r
-	}
-	b := img.Bounds()
-	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(dst, dst.Rect, img, b.Min, draw.Src)
+	dst, _ := toRGBACtx(context.Background(), img)
 	return dst
 }
 
+// toRGBACtx is toRGBA in bands of rows, stopping when ctx ends: converting
+// a 16-bit image takes the generic, per-pixel path of image/draw.
+func toRGBACtx(ctx context.Context, img image.Image) (*image.RGBA, error) {
+	if r, ok := img.(*image.RGBA); ok && r.Rect.Min == (image.Point{}) {
+		return r, nil
+	}
+	b := img.Bounds()
+	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	for y := 0; y < b.Dy(); y += band {
+		if err := stopped(ctx); err != nil {
+			return nil, err
+		}
+		r := image.Rect(0, y, b.Dx(), min(y+band, b.Dy()))
+		draw.Draw(dst, r, img, b.Min.Add(r.Min), draw.Src)
+	}
+	return dst, nil
+}
+
+// band is how many rows the loops over a whole image do between looks at
+// the context: a few milliseconds of work at most, and a negligible cost.
+const band = 32
+
+// stopped is ctx.Err(), without the lock, for use inside loops: the done
+// channel of a context that can never end is nil.
+func stopped(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	default:
+		return nil
+	}
+}
+
 // resize scales img to exactly w×h.
-func resize(img image.Image, w, h int) *image.RGBA {
+func resize(ctx context.Context, img image.Image, w, h int) (*image.RGBA, error) {
 	b := img.Bounds()
 	if b.Dx() == w && b.Dy() == h {
-		return toRGBA(img)
+		return toRGBACtx(ctx, img)
 	}
 	k := min(b.Dx()/w, b.Dy()/h) / 2 // leaves Lanczos at least 2×
 	if ycc, ok := img.(*image.YCbCr); ok && ycc.Rect.Min == (image.Point{}) {
@@ -44,14 +73,23 @@ func resize(img image.Image, w, h int) *image.RGBA {
 		// multiple of the subsampling factors (powers of two).
 		sx, sy := chromaFactors(ycc.SubsampleRatio)
 		if k -= k % max(sx, sy); k >= 2 {
-			return lanczos(shrinkYCbCr(ycc, k, sx, sy), w, h)
+			mid, err := shrinkYCbCr(ctx, ycc, k, sx, sy)
+			if err != nil {
+				return nil, err
+			}
+			return lanczos(ctx, mid, w, h)
 		}
 	}
-	mid := toRGBA(img)
-	if k >= 2 {
-		mid = shrinkRGBA(mid, k)
+	mid, err := toRGBACtx(ctx, img)
+	if err != nil {
+		return nil, err
 	}
-	return lanczos(mid, w, h)
+	if k >= 2 {
+		if mid, err = shrinkRGBA(ctx, mid, k); err != nil {
+			return nil, err
+		}
+	}
+	return lanczos(ctx, mid, w, h)
 }
 
 // chromaFactors says how many luma columns and rows share one chroma sample.
@@ -75,10 +113,15 @@ func chromaFactors(r image.YCbCrSubsampleRatio) (sx, sy int) {
 // which holds ceil(w/kx) × ceil(h/ky) totals, row by row. Rows are first
 // added column-wise (a tight loop over contiguous bytes), then each block
 // row is folded horizontally once.
-func boxSum(plane []uint8, stride, w, h, kx, ky int, sums []uint32) {
+func boxSum(ctx context.Context, plane []uint8, stride, w, h, kx, ky int, sums []uint32) error {
 	ow := (w + kx - 1) / kx
 	col := make([]uint32, w)
 	for oy := 0; oy*ky < h; oy++ {
+		if oy%band == 0 {
+			if err := stopped(ctx); err != nil {
+				return err
+			}
+		}
 		clear(col)
 		for y := oy * ky; y < min(oy*ky+ky, h); y++ {
 			row := plane[y*stride:][:w]
@@ -96,22 +139,34 @@ func boxSum(plane []uint8, stride, w, h, kx, ky int, sums []uint32) {
 			out[ox] = t
 		}
 	}
+	return nil
 }
 
 // shrinkYCbCr averages k×k blocks of a YCbCr image straight from its
 // planes: k×k luma samples and the (k/sx)×(k/sy) chroma samples under them,
 // so every sample is read once. Only the small result is converted to RGB;
 // averaging before converting is exact, as the YCbCr→RGB map is affine.
-func shrinkYCbCr(src *image.YCbCr, k, sx, sy int) *image.RGBA {
+func shrinkYCbCr(ctx context.Context, src *image.YCbCr, k, sx, sy int) (*image.RGBA, error) {
 	w, h := src.Rect.Dx(), src.Rect.Dy()
 	cw, ch := (w+sx-1)/sx, (h+sy-1)/sy
 	ow, oh := (w+k-1)/k, (h+k-1)/k
 	ys := make([]uint32, ow*oh)
 	cbs := make([]uint32, ow*oh)
 	crs := make([]uint32, ow*oh)
-	boxSum(src.Y, src.YStride, w, h, k, k, ys)
-	boxSum(src.Cb, src.CStride, cw, ch, k/sx, k/sy, cbs)
-	boxSum(src.Cr, src.CStride, cw, ch, k/sx, k/sy, crs)
+	for _, p := range []struct {
+		plane        []uint8
+		stride, w, h int
+		kx, ky       int
+		sums         []uint32
+	}{
+		{src.Y, src.YStride, w, h, k, k, ys},
+		{src.Cb, src.CStride, cw, ch, k / sx, k / sy, cbs},
+		{src.Cr, src.CStride, cw, ch, k / sx, k / sy, crs},
+	} {
+		if err := boxSum(ctx, p.plane, p.stride, p.w, p.h, p.kx, p.ky, p.sums); err != nil {
+			return nil, err
+		}
+	}
 
 	// Edge blocks hold fewer samples than k×k.
 	span := func(i, n, k int) uint32 { return uint32(min(i*k+k, n) - i*k) }
@@ -128,16 +183,19 @@ func shrinkYCbCr(src *image.YCbCr, k, sx, sy int) *image.RGBA {
 			p[0], p[1], p[2], p[3] = r, g, b, 0xff
 		}
 	}
-	return dst
+	return dst, nil
 }
 
 // shrinkRGBA averages k×k blocks of an RGBA image.
-func shrinkRGBA(src *image.RGBA, k int) *image.RGBA {
+func shrinkRGBA(ctx context.Context, src *image.RGBA, k int) (*image.RGBA, error) {
 	sw, sh := src.Rect.Dx(), src.Rect.Dy()
 	ow, oh := (sw+k-1)/k, (sh+k-1)/k
 	dst := image.NewRGBA(image.Rect(0, 0, ow, oh))
 	sums := make([]uint32, 4*ow)
 	for oy := range oh {
+		if err := stopped(ctx); err != nil {
+			return nil, err
+		}
 		clear(sums)
 		y0, y1 := oy*k, min(oy*k+k, sh)
 		for y := y0; y < y1; y++ {
@@ -159,7 +217,7 @@ func shrinkRGBA(src *image.RGBA, k int) *image.RGBA {
 			}
 		}
 	}
-	return dst
+	return dst, nil
 }
 
 // taps holds, for each output pixel along one axis, the first source pixel
@@ -207,40 +265,54 @@ func makeTaps(srcLen, dstLen int, kernel func(float64) float64, support float64)
 }
 
 // lanczos resamples src to w×h with a separable Lanczos-3 filter.
-func lanczos(src *image.RGBA, w, h int) *image.RGBA {
-	return resample(src, makeTaps(src.Rect.Dx(), w, lanczos3, 3), makeTaps(src.Rect.Dy(), h, lanczos3, 3))
+func lanczos(ctx context.Context, src *image.RGBA, w, h int) (*image.RGBA, error) {
+	return resample(ctx, src, makeTaps(src.Rect.Dx(), w, lanczos3, 3), makeTaps(src.Rect.Dy(), h, lanczos3, 3))
 }
 
 // resample filters src with separable taps, one per output column (tx) and
 // row (ty): a horizontal pass into float rows, then a vertical pass into
 // bytes. Resizing and blurring are both this, with different taps.
-func resample(src *image.RGBA, tx, ty taps) *image.RGBA {
-	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+//
+// The horizontal pass is done lazily, row by row, into a ring holding just
+// the rows the vertical taps of one output row span: each output row's
+// source rows start at or after the previous one's, so every source row is
+// filtered once, and a blur needs 16 bytes × width × (6σ+2) of scratch
+// rather than 16 bytes per pixel of the image.
+func resample(ctx context.Context, src *image.RGBA, tx, ty taps) (*image.RGBA, error) {
+	sw := src.Rect.Dx()
 	w, h := len(tx.w), len(ty.w)
-	tmp := make([]float32, 4*w*sh)
-	for y := range sh {
-		row := src.Pix[y*src.Stride:][:4*sw]
-		out := tmp[4*w*y:][:4*w]
-		for x := range w {
-			var r, g, b, a float32
-			p := row[4*tx.start[x]:]
-			for i, wt := range tx.w[x] {
-				q := p[4*i:][:4]
-				r += wt * float32(q[0])
-				g += wt * float32(q[1])
-				b += wt * float32(q[2])
-				a += wt * float32(q[3])
-			}
-			o := out[4*x:][:4]
-			o[0], o[1], o[2], o[3] = r, g, b, a
-		}
+	span := 1
+	for _, n := range ty.n {
+		span = max(span, n)
 	}
+	ring := make([]float32, 4*w*span)
+	filtered := 0 // source rows filtered so far
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
 	acc := make([]float32, 4*w)
 	for y := range h {
+		if err := stopped(ctx); err != nil {
+			return nil, err
+		}
+		for ; filtered < ty.start[y]+ty.n[y]; filtered++ {
+			row := src.Pix[filtered*src.Stride:][:4*sw]
+			out := ring[4*w*(filtered%span):][:4*w]
+			for x := range w {
+				var r, g, b, a float32
+				p := row[4*tx.start[x]:]
+				for i, wt := range tx.w[x] {
+					q := p[4*i:][:4]
+					r += wt * float32(q[0])
+					g += wt * float32(q[1])
+					b += wt * float32(q[2])
+					a += wt * float32(q[3])
+				}
+				o := out[4*x:][:4]
+				o[0], o[1], o[2], o[3] = r, g, b, a
+			}
+		}
 		clear(acc)
 		for i, wt := range ty.w[y] {
-			in := tmp[4*w*(ty.start[y]+i):][:4*w]
+			in := ring[4*w*((ty.start[y]+i)%span):][:4*w]
 			for j, v := range in {
 				acc[j] += wt * v
 			}
@@ -255,7 +327,7 @@ func resample(src *image.RGBA, tx, ty taps) *image.RGBA {
 			out[x+3] = a
 		}
 	}
-	return dst
+	return dst, nil
 }
 
 func clamp8(v float32) uint8 {

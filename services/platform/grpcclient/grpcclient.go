@@ -1,19 +1,59 @@
 // Package grpcclient dials kubelab's gRPC services the same way from every
 // client: a chosen load-balancing policy, retries for the calls that are
-// safe to repeat, and keepalive pings.
+// safe to repeat, keepalive pings, and a view of the pods behind a headless
+// Service that keeps up as they come and go.
 package grpcclient
 
 import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking, see Options.HealthService
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/dns"
 )
+
+// How the client follows the pods of a headless Service. grpc-go's dns
+// resolver asks DNS again only when a connection fails or closes, and then
+// no sooner than 30s after its last answer. So a client learned of a new pod
+// up to 30s late, or only at the next connection failure: while a
+// replacement pod was ready, clients kept dialling the deleted pod's IP
+// ("connection refused") or had no pod left once the other old one
+// drained. A scale-up went unused just the same.
+const (
+	// resolveEvery asks DNS again this often, failure or not (grpc-go
+	// leaves polling to custom resolvers; see refreshingDNS). A pod that
+	// appears in DNS takes calls within resolveEvery; an address that
+	// leaves DNS (its pod deleted) is dropped, and no longer dialled,
+	// as fast.
+	resolveEvery = 2 * time.Second
+	// minResolutionInterval lets a failure's re-resolution, and the
+	// periodic one, happen this soon after the last answer.
+	minResolutionInterval = time.Second
+)
+
+// grpc-go reads the interval as a global, set once before any channel
+// exists: hence init. It applies to every dns target of the process.
+func init() { dns.SetMinResolutionInterval(minResolutionInterval) }
+
+// reconnect is how a lost pod is dialled again: after 100ms, then 1.6×
+// longer each time, at most 1s (±20% jitter). grpc-go's defaults (1s,
+// growing to 2 minutes) left the frontend answering 503 for 1–4s after
+// imageproc was back, longer the longer it had been away. A refused dial
+// costs the pod nothing, and one a second from each client is cheap. A
+// connect gets 5s: a pod answers in milliseconds, and a deleted pod's IP
+// drops the SYN, where waiting gRPC's default 20s helps nobody.
+var reconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 5 * time.Second,
+}
 
 // Balancing policies. RoundRobin over a headless Service spreads calls over
 // every pod; PickFirst over a ClusterIP Service sends every call down one
@@ -63,6 +103,12 @@ func Dial(o Options, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(config),
+		// The configuration above is the whole of it: DNS is not asked for
+		// one (a TXT lookup on every resolution, through every search
+		// domain of the pod's resolv.conf).
+		grpc.WithDisableServiceConfig(),
+		grpc.WithResolvers(refreshingDNS{Builder: resolver.Get("dns"), every: resolveEvery}),
+		grpc.WithConnectParams(reconnect),
 		// Pings find a dead connection (a pod that vanished without a
 		// FIN) in seconds rather than at the next call's deadline.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 5 * time.Second}),
@@ -117,4 +163,51 @@ func serviceConfig(balancing, healthService string, retry []Method) (string, err
 	}
 	b, err := json.Marshal(cfg)
 	return string(b), err
+}
+
+// refreshingDNS builds grpc-go's own dns resolver and asks it to resolve
+// again every `every`, as its maintainers suggest for DNS that changes
+// without connections failing (grpc/grpc-go#6604). A resolution returning
+// the same addresses changes nothing; a new address gets a subchannel
+// (health-checked before it takes calls), a vanished one is closed.
+type refreshingDNS struct {
+	resolver.Builder // the registered "dns" builder; its Scheme is "dns"
+	every            time.Duration
+}
+
+func (b refreshingDNS) Build(target resolver.Target, cc resolver.ClientConn, opts resolver.BuildOptions) (resolver.Resolver, error) {
+	r, err := b.Builder.Build(target, cc, opts)
+	if err != nil {
+		return nil, err
+	}
+	rr := &refreshing{Resolver: r, stop: make(chan struct{})}
+	rr.wg.Go(func() {
+		t := time.NewTicker(b.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-rr.stop:
+				return
+			case <-t.C:
+				rr.ResolveNow(resolver.ResolveNowOptions{})
+			}
+		}
+	})
+	return rr, nil
+}
+
+// refreshing is a resolver asked to resolve again on a ticker until Close.
+type refreshing struct {
+	resolver.Resolver
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+// Close stops the ticker before the resolver, so no ResolveNow reaches a
+// closed resolver (gRPC closes it when the channel idles or closes).
+func (r *refreshing) Close() {
+	r.once.Do(func() { close(r.stop) })
+	r.wg.Wait()
+	r.Resolver.Close()
 }

@@ -2,7 +2,12 @@ package grpcclient
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/resolver"
 )
 
 func TestDialChecksTheTargetFitsTheBalancing(t *testing.T) {
@@ -43,5 +48,64 @@ func TestServiceConfig(t *testing.T) {
 	}
 	if cfg, _ := serviceConfig(RoundRobin, "", nil); strings.Contains(cfg, "methodConfig") || strings.Contains(cfg, "healthCheck") {
 		t.Errorf("no retries asked, got %s", cfg)
+	}
+}
+
+// countingResolver stands in for grpc-go's dns resolver.
+type countingResolver struct {
+	resolveNow atomic.Int32
+	closed     atomic.Bool
+	lateCalls  atomic.Int32 // ResolveNow after Close
+}
+
+func (r *countingResolver) ResolveNow(resolver.ResolveNowOptions) {
+	if r.closed.Load() {
+		r.lateCalls.Add(1)
+	}
+	r.resolveNow.Add(1)
+}
+func (r *countingResolver) Close() { r.closed.Store(true) }
+
+type countingBuilder struct{ r *countingResolver }
+
+func (b countingBuilder) Build(resolver.Target, resolver.ClientConn, resolver.BuildOptions) (resolver.Resolver, error) {
+	return b.r, nil
+}
+func (countingBuilder) Scheme() string { return "dns" }
+
+// Nothing fails, yet the resolver is asked again and again: pods that
+// join a headless Service are found without waiting for a connection to
+// break. After Close it is asked nothing more.
+func TestRefreshingDNSAsksAgainUntilClosed(t *testing.T) {
+	inner := &countingResolver{}
+	r, err := refreshingDNS{Builder: countingBuilder{inner}, every: time.Millisecond}.Build(resolver.Target{}, nil, resolver.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); inner.resolveNow.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("asked to resolve %d times in 10s with a 1ms period", inner.resolveNow.Load())
+		}
+	}
+	r.Close()
+	if !inner.closed.Load() {
+		t.Fatal("the dns resolver was not closed")
+	}
+	time.Sleep(10 * time.Millisecond) // ten more ticks, had the ticker survived
+	if n := inner.lateCalls.Load(); n > 0 {
+		t.Fatalf("%d ResolveNow calls after Close", n)
+	}
+}
+
+// The reconnect backoff is kubelab's, not grpc-go's default (1s growing to
+// 2 minutes), which kept the frontend failing for seconds after imageproc
+// was back: Dial passes reconnect, this pins what it says.
+func TestReconnectBackoffIsShort(t *testing.T) {
+	b := reconnect.Backoff
+	if b.BaseDelay >= backoff.DefaultConfig.BaseDelay || b.MaxDelay > time.Second || b.Multiplier <= 1 || b.Jitter <= 0 {
+		t.Errorf("reconnect backoff %+v: want a first retry sooner than grpc-go's %v, at most 1s apart, growing, jittered", b, backoff.DefaultConfig.BaseDelay)
+	}
+	if reconnect.MinConnectTimeout <= 0 || reconnect.MinConnectTimeout > 5*time.Second {
+		t.Errorf("MinConnectTimeout %v: want a positive bound of at most 5s", reconnect.MinConnectTimeout)
 	}
 }

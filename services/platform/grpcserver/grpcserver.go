@@ -41,7 +41,22 @@ type Options struct {
 	// grace period for in-flight calls). Clients then reconnect and re-resolve,
 	// so pods added by a scale-up start getting traffic. Zero means never.
 	MaxConnectionAge time.Duration
+	// MaxConnectionAgeGrace is how long calls already running on an aged
+	// connection may go on; then the connection is closed under them. It
+	// must cover the longest call a client makes. Zero (or less) means
+	// DefaultMaxConnectionAgeGrace.
+	MaxConnectionAgeGrace time.Duration
 }
+
+// DefaultMaxConnectionAgeGrace covers the longest call kubelab makes: an
+// upload, download or transform under the frontend's default
+// IMAGEPROC_STREAM_TIMEOUT (2m), plus 10s for it to reach the server.
+// When MaxConnectionAge strikes, the server only stops taking new calls on
+// that connection (a GOAWAY: the client opens a new one for them); calls
+// already on it started before, so their deadlines end within the grace. A
+// shorter grace cut 50 MiB uploads over slow links at age + grace, about a
+// minute after their connection opened, with Unavailable.
+const DefaultMaxConnectionAgeGrace = 2*time.Minute + 10*time.Second
 
 // New returns a server with, from the outside in: the served-by header,
 // tracing (a no-op without a collector), metrics, logging and panic
@@ -51,7 +66,10 @@ func New(opts Options, extra ...grpc.ServerOption) *grpc.Server {
 	ka := keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}
 	if opts.MaxConnectionAge > 0 {
 		ka.MaxConnectionAge = opts.MaxConnectionAge
-		ka.MaxConnectionAgeGrace = 30 * time.Second
+		ka.MaxConnectionAgeGrace = opts.MaxConnectionAgeGrace
+		if ka.MaxConnectionAgeGrace <= 0 {
+			ka.MaxConnectionAgeGrace = DefaultMaxConnectionAgeGrace
+		}
 	}
 	srvOpts := append([]grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),

@@ -57,6 +57,16 @@ type Checker struct {
 	forced   atomic.Bool
 	status   atomic.Pointer[Status]
 	wake     chan struct{}
+
+	// A round of checks can take up to timeout, and SetDraining or
+	// ForceUnready may publish while one runs. publishMu orders the
+	// publications: each reads draining and forced afresh, so a round that
+	// began before SIGTERM can never publish SERVING after it (clients
+	// watching grpc.health.v1 would send calls to a draining pod), and a
+	// round older than the last one published is dropped as stale.
+	publishMu sync.Mutex
+	rounds    atomic.Uint64 // rounds started
+	published uint64        // the round last published, under publishMu
 }
 
 // NewChecker returns a Checker that re-evaluates every interval, giving each
@@ -77,7 +87,7 @@ func NewChecker(log *slog.Logger, interval, timeout time.Duration, services ...s
 	// a stuck process but never a healthy one whose database is down.
 	c.grpc.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	// Not ready until the first round of checks has passed.
-	c.publish(Status{Ready: false, Failures: map[string]string{"startup": "checks have not run yet"}, Checked: time.Now()})
+	c.publish(0, Status{Failures: map[string]string{"startup": "checks have not run yet"}, Checked: time.Now()})
 	return c
 }
 
@@ -132,12 +142,13 @@ func (c *Checker) Refresh() {
 }
 
 func (c *Checker) evaluate(ctx context.Context) {
+	round := c.rounds.Add(1)
 	c.mu.Lock()
 	checks := maps.Clone(c.checks)
 	c.mu.Unlock()
 
-	st := Status{Draining: c.draining.Load(), Forced: c.forced.Load(), Checked: time.Now()}
-	if !st.Draining {
+	st := Status{Checked: time.Now()}
+	if !c.draining.Load() {
 		// Checks run concurrently so one slow dependency does not delay
 		// the verdict on the others beyond timeout.
 		var wg sync.WaitGroup
@@ -158,11 +169,21 @@ func (c *Checker) evaluate(ctx context.Context) {
 		}
 		wg.Wait()
 	}
-	st.Ready = !st.Draining && !st.Forced && len(st.Failures) == 0
-	c.publish(st)
+	c.publish(round, st)
 }
 
-func (c *Checker) publish(st Status) {
+// publish makes st, the failures found by round, the current status. The
+// draining and forced flags are read here, under publishMu, not when the
+// round began: whatever a check found, they win.
+func (c *Checker) publish(round uint64, st Status) {
+	c.publishMu.Lock()
+	defer c.publishMu.Unlock()
+	if round < c.published {
+		return // a newer round has already spoken
+	}
+	c.published = round
+	st.Draining, st.Forced = c.draining.Load(), c.forced.Load()
+	st.Ready = !st.Draining && !st.Forced && len(st.Failures) == 0
 	prev := c.status.Swap(&st)
 	if prev != nil && prev.Ready != st.Ready {
 		c.log.Info("readiness changed", "ready", st.Ready, "draining", st.Draining,

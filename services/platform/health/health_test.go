@@ -138,3 +138,63 @@ func waitReady(t *testing.T, c *health.Checker, want bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A round of checks that began before SIGTERM (or before a demo forced the
+// pod unready, or before a newer round found a failure) and succeeds
+// afterwards must not publish SERVING: clients watching grpc.health.v1
+// would send calls to a pod that is leaving. The check blocks on a
+// channel, so the interleaving is the same on every run.
+func TestDrainingAndForcedWinOverARoundInFlight(t *testing.T) {
+	tests := []struct {
+		name  string
+		apply func(*health.Checker, *atomic.Bool)
+	}{
+		{"draining", func(c *health.Checker, _ *atomic.Bool) { c.SetDraining() }},
+		{"forced", func(c *health.Checker, _ *atomic.Bool) { c.ForceUnready(true) }},
+		{"newer round failed", func(c *health.Checker, down *atomic.Bool) {
+			down.Store(true)
+			c.ForceUnready(false) // a second round, run to its end at once
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newChecker() // an hour between rounds: only the first runs
+			entered, release := make(chan struct{}), make(chan struct{})
+			var first, down atomic.Bool
+			c.AddReadiness("database", func(context.Context) error {
+				if first.CompareAndSwap(false, true) {
+					close(entered)
+					<-release // the answer arrives after tt.apply
+					return nil
+				}
+				if down.Load() {
+					return errors.New("connection refused")
+				}
+				return nil
+			})
+
+			ctx, cancel := context.WithCancel(t.Context())
+			ran := make(chan struct{})
+			go func() { c.Run(ctx); close(ran) }()
+			<-entered
+			tt.apply(c, &down)
+			if s := grpcStatus(t, c, "imageproc.v1.ImageService"); s != healthpb.HealthCheckResponse_NOT_SERVING {
+				t.Fatalf("right after %s: %v, want NOT_SERVING", tt.name, s)
+			}
+			// Run returns once the blocked round has published: the ticker
+			// is an hour away, so nothing else can evaluate in between.
+			cancel()
+			close(release)
+			<-ran
+
+			for _, svc := range []string{"", "imageproc.v1.ImageService"} {
+				if s := grpcStatus(t, c, svc); s != healthpb.HealthCheckResponse_NOT_SERVING {
+					t.Errorf("service %q after the round in flight published: %v, want NOT_SERVING", svc, s)
+				}
+			}
+			if code, st := probe(t, c, "/readyz"); code != http.StatusServiceUnavailable || st.Ready {
+				t.Errorf("/readyz after the round in flight published = %d %+v, want 503", code, st)
+			}
+		})
+	}
+}

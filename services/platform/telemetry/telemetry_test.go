@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kubelab/kubelab/services/platform/build"
@@ -101,4 +104,36 @@ func TestTracingWithUnreachableCollectorDoesNotFail(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 0)
 	defer cancel()
 	_ = shutdown(ctx) // flushing to nowhere may time out; it must return
+}
+
+// TestTracingFlushAtExitIsBounded: a collector that accepts connections
+// and never answers must not hold the process's exit for the exporter's
+// own 10s timeout.
+func TestTracingFlushAtExitIsBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	shutdown, err := telemetry.SetupTracing(t.Context(), build.Current("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := otel.Tracer("test").Start(t.Context(), "pending")
+	span.End()
+	start := time.Now()
+	_ = shutdown(context.WithoutCancel(t.Context()))
+	if d := time.Since(start); d > telemetry.FlushTimeout+3*time.Second {
+		t.Fatalf("shutdown took %v with a silent collector, want about %v", d, telemetry.FlushTimeout)
+	}
 }

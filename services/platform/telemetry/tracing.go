@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -40,5 +41,14 @@ func SetupTracing(ctx context.Context, info build.Info) (shutdown func(context.C
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
-	return tp.Shutdown, nil
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, FlushTimeout)
+		defer cancel()
+		return tp.Shutdown(ctx)
+	}, nil
 }
+
+// FlushTimeout bounds the flush of pending spans at exit: with a collector
+// that does not answer, the exporter's own 10s timeout held every exit
+// that long after "stopped cleanly", into the pod's grace period.
+const FlushTimeout = 2 * time.Second

@@ -31,6 +31,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Limit holds the API's bounds as values, so that imageproc, its clients and
+// the frontend's JSON API read them from one definition (and grpcurl can show
+// them). It is never a field's type.
+type Limit int32
+
+const (
+	Limit_LIMIT_UNSPECIFIED Limit = 0
+	// The most photos one ListImages page holds. A larger page_size is served
+	// this many, as AIP-158 asks: a client follows next_page_token in any case,
+	// and one built against a larger limit keeps working with an older server
+	// during a rolling update.
+	Limit_LIMIT_MAX_PAGE_SIZE Limit = 100
+	// The most image_ids one SubmitBatch takes; more is INVALID_ARGUMENT. For
+	// every photo, leave image_ids empty or use QueueMissingVariants.
+	Limit_LIMIT_MAX_BATCH_IMAGES Limit = 10000
+)
+
+// Enum value maps for Limit.
+var (
+	Limit_name = map[int32]string{
+		0:     "LIMIT_UNSPECIFIED",
+		100:   "LIMIT_MAX_PAGE_SIZE",
+		10000: "LIMIT_MAX_BATCH_IMAGES",
+	}
+	Limit_value = map[string]int32{
+		"LIMIT_UNSPECIFIED":      0,
+		"LIMIT_MAX_PAGE_SIZE":    100,
+		"LIMIT_MAX_BATCH_IMAGES": 10000,
+	}
+)
+
+func (x Limit) Enum() *Limit {
+	p := new(Limit)
+	*p = x
+	return p
+}
+
+func (x Limit) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Limit) Descriptor() protoreflect.EnumDescriptor {
+	return file_imageproc_v1_imageproc_proto_enumTypes[0].Descriptor()
+}
+
+func (Limit) Type() protoreflect.EnumType {
+	return &file_imageproc_v1_imageproc_proto_enumTypes[0]
+}
+
+func (x Limit) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Limit.Descriptor instead.
+func (Limit) EnumDescriptor() ([]byte, []int) {
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{0}
+}
+
 // ResizeMode says how a resize treats the aspect ratio.
 type ResizeMode int32
 
@@ -67,11 +125,11 @@ func (x ResizeMode) String() string {
 }
 
 func (ResizeMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_imageproc_v1_imageproc_proto_enumTypes[0].Descriptor()
+	return file_imageproc_v1_imageproc_proto_enumTypes[1].Descriptor()
 }
 
 func (ResizeMode) Type() protoreflect.EnumType {
-	return &file_imageproc_v1_imageproc_proto_enumTypes[0]
+	return &file_imageproc_v1_imageproc_proto_enumTypes[1]
 }
 
 func (x ResizeMode) Number() protoreflect.EnumNumber {
@@ -80,7 +138,7 @@ func (x ResizeMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResizeMode.Descriptor instead.
 func (ResizeMode) EnumDescriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{0}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{1}
 }
 
 // FlipDirection names the mirror axis.
@@ -117,11 +175,11 @@ func (x FlipDirection) String() string {
 }
 
 func (FlipDirection) Descriptor() protoreflect.EnumDescriptor {
-	return file_imageproc_v1_imageproc_proto_enumTypes[1].Descriptor()
+	return file_imageproc_v1_imageproc_proto_enumTypes[2].Descriptor()
 }
 
 func (FlipDirection) Type() protoreflect.EnumType {
-	return &file_imageproc_v1_imageproc_proto_enumTypes[1]
+	return &file_imageproc_v1_imageproc_proto_enumTypes[2]
 }
 
 func (x FlipDirection) Number() protoreflect.EnumNumber {
@@ -130,7 +188,7 @@ func (x FlipDirection) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FlipDirection.Descriptor instead.
 func (FlipDirection) EnumDescriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{1}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{2}
 }
 
 // Format is an output encoding.
@@ -167,11 +225,11 @@ func (x Format) String() string {
 }
 
 func (Format) Descriptor() protoreflect.EnumDescriptor {
-	return file_imageproc_v1_imageproc_proto_enumTypes[2].Descriptor()
+	return file_imageproc_v1_imageproc_proto_enumTypes[3].Descriptor()
 }
 
 func (Format) Type() protoreflect.EnumType {
-	return &file_imageproc_v1_imageproc_proto_enumTypes[2]
+	return &file_imageproc_v1_imageproc_proto_enumTypes[3]
 }
 
 func (x Format) Number() protoreflect.EnumNumber {
@@ -180,7 +238,7 @@ func (x Format) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Format.Descriptor instead.
 func (Format) EnumDescriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{2}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{3}
 }
 
 // TaskState is where a task is in its life.
@@ -223,11 +281,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_imageproc_v1_imageproc_proto_enumTypes[3].Descriptor()
+	return file_imageproc_v1_imageproc_proto_enumTypes[4].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_imageproc_v1_imageproc_proto_enumTypes[3]
+	return &file_imageproc_v1_imageproc_proto_enumTypes[4]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -236,7 +294,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{3}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{4}
 }
 
 // Image is a stored photo.
@@ -1350,7 +1408,8 @@ func (x *GetImageResponse) GetVariants() []*Variant {
 
 type ListImagesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most this many images; 0 means 20, more than 100 means 100.
+	// At most this many images; 0 means 20, more than LIMIT_MAX_PAGE_SIZE
+	// (100) means LIMIT_MAX_PAGE_SIZE. Negative is INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous response's next_page_token.
 	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
@@ -2376,7 +2435,8 @@ func (x *Task) GetLastError() string {
 
 type SubmitBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The photos to process; empty means every photo.
+	// The photos to process, at most LIMIT_MAX_BATCH_IMAGES; empty means every
+	// photo.
 	ImageIds      []string     `protobuf:"bytes,1,rep,name=image_ids,json=imageIds,proto3" json:"image_ids,omitempty"`
 	Operations    []*Operation `protobuf:"bytes,2,rep,name=operations,proto3" json:"operations,omitempty"`
 	Output        *Output      `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
@@ -2479,6 +2539,123 @@ func (x *SubmitBatchResponse) GetBatch() *Batch {
 	return nil
 }
 
+type QueueMissingVariantsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The variant every photo should have.
+	Operations []*Operation `protobuf:"bytes,1,rep,name=operations,proto3" json:"operations,omitempty"`
+	Output     *Output      `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
+	// Count the photos that lack it, queue nothing.
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueMissingVariantsRequest) Reset() {
+	*x = QueueMissingVariantsRequest{}
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueMissingVariantsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueMissingVariantsRequest) ProtoMessage() {}
+
+func (x *QueueMissingVariantsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueMissingVariantsRequest.ProtoReflect.Descriptor instead.
+func (*QueueMissingVariantsRequest) Descriptor() ([]byte, []int) {
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *QueueMissingVariantsRequest) GetOperations() []*Operation {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *QueueMissingVariantsRequest) GetOutput() *Output {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *QueueMissingVariantsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type QueueMissingVariantsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new batch; unset when nothing was missing, or with dry_run.
+	Batch *Batch `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	// Photos lacking the variant and not queued for it yet: the tasks queued
+	// (or, with dry_run, that would be).
+	Missing       int32 `protobuf:"varint,2,opt,name=missing,proto3" json:"missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueMissingVariantsResponse) Reset() {
+	*x = QueueMissingVariantsResponse{}
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueMissingVariantsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueMissingVariantsResponse) ProtoMessage() {}
+
+func (x *QueueMissingVariantsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueMissingVariantsResponse.ProtoReflect.Descriptor instead.
+func (*QueueMissingVariantsResponse) Descriptor() ([]byte, []int) {
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *QueueMissingVariantsResponse) GetBatch() *Batch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *QueueMissingVariantsResponse) GetMissing() int32 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
 type GetBatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2488,7 +2665,7 @@ type GetBatchRequest struct {
 
 func (x *GetBatchRequest) Reset() {
 	*x = GetBatchRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[35]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +2677,7 @@ func (x *GetBatchRequest) String() string {
 func (*GetBatchRequest) ProtoMessage() {}
 
 func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[35]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +2690,7 @@ func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchRequest.ProtoReflect.Descriptor instead.
 func (*GetBatchRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{35}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetBatchRequest) GetId() string {
@@ -2532,7 +2709,7 @@ type GetBatchResponse struct {
 
 func (x *GetBatchResponse) Reset() {
 	*x = GetBatchResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[36]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2721,7 @@ func (x *GetBatchResponse) String() string {
 func (*GetBatchResponse) ProtoMessage() {}
 
 func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[36]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2734,7 @@ func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchResponse.ProtoReflect.Descriptor instead.
 func (*GetBatchResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{36}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetBatchResponse) GetBatch() *Batch {
@@ -2585,7 +2762,7 @@ type ClaimTasksRequest struct {
 
 func (x *ClaimTasksRequest) Reset() {
 	*x = ClaimTasksRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[37]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2774,7 @@ func (x *ClaimTasksRequest) String() string {
 func (*ClaimTasksRequest) ProtoMessage() {}
 
 func (x *ClaimTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[37]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2787,7 @@ func (x *ClaimTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimTasksRequest.ProtoReflect.Descriptor instead.
 func (*ClaimTasksRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{37}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClaimTasksRequest) GetWorker() string {
@@ -2663,7 +2840,7 @@ type ClaimTasksResponse struct {
 
 func (x *ClaimTasksResponse) Reset() {
 	*x = ClaimTasksResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[38]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2852,7 @@ func (x *ClaimTasksResponse) String() string {
 func (*ClaimTasksResponse) ProtoMessage() {}
 
 func (x *ClaimTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[38]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +2865,7 @@ func (x *ClaimTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimTasksResponse.ProtoReflect.Descriptor instead.
 func (*ClaimTasksResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{38}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClaimTasksResponse) GetTasks() []*Task {
@@ -2716,7 +2893,7 @@ type RenewLeaseRequest struct {
 
 func (x *RenewLeaseRequest) Reset() {
 	*x = RenewLeaseRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[39]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2905,7 @@ func (x *RenewLeaseRequest) String() string {
 func (*RenewLeaseRequest) ProtoMessage() {}
 
 func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[39]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2918,7 @@ func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{39}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RenewLeaseRequest) GetTaskId() string {
@@ -2774,7 +2951,7 @@ type RenewLeaseResponse struct {
 
 func (x *RenewLeaseResponse) Reset() {
 	*x = RenewLeaseResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[40]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +2963,7 @@ func (x *RenewLeaseResponse) String() string {
 func (*RenewLeaseResponse) ProtoMessage() {}
 
 func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[40]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +2976,7 @@ func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{40}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RenewLeaseResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -2819,7 +2996,7 @@ type CompleteTaskRequest struct {
 
 func (x *CompleteTaskRequest) Reset() {
 	*x = CompleteTaskRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[41]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +3008,7 @@ func (x *CompleteTaskRequest) String() string {
 func (*CompleteTaskRequest) ProtoMessage() {}
 
 func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[41]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +3021,7 @@ func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskRequest.ProtoReflect.Descriptor instead.
 func (*CompleteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{41}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CompleteTaskRequest) GetTaskId() string {
@@ -2869,7 +3046,7 @@ type CompleteTaskResponse struct {
 
 func (x *CompleteTaskResponse) Reset() {
 	*x = CompleteTaskResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[42]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3058,7 @@ func (x *CompleteTaskResponse) String() string {
 func (*CompleteTaskResponse) ProtoMessage() {}
 
 func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[42]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,21 +3071,26 @@ func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskResponse.ProtoReflect.Descriptor instead.
 func (*CompleteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{42}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{44}
 }
 
 type FailTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Worker        string                 `protobuf:"bytes,2,opt,name=worker,proto3" json:"worker,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Worker string                 `protobuf:"bytes,2,opt,name=worker,proto3" json:"worker,omitempty"`
+	Error  string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// No worker may claim the task again before this has passed (0 to 24h;
+	// unset: at once). Workers back off exponentially with jitter, so a fault
+	// that repeats (a full disk, a bug) is not retried in a tight loop and
+	// tasks that failed together do not return together.
+	RetryAfter    *durationpb.Duration `protobuf:"bytes,4,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FailTaskRequest) Reset() {
 	*x = FailTaskRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[43]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2920,7 +3102,7 @@ func (x *FailTaskRequest) String() string {
 func (*FailTaskRequest) ProtoMessage() {}
 
 func (x *FailTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[43]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2933,7 +3115,7 @@ func (x *FailTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailTaskRequest.ProtoReflect.Descriptor instead.
 func (*FailTaskRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{43}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FailTaskRequest) GetTaskId() string {
@@ -2957,6 +3139,13 @@ func (x *FailTaskRequest) GetError() string {
 	return ""
 }
 
+func (x *FailTaskRequest) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
+}
+
 type FailTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// PENDING if it will be retried, FAILED if it will not.
@@ -2967,7 +3156,7 @@ type FailTaskResponse struct {
 
 func (x *FailTaskResponse) Reset() {
 	*x = FailTaskResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[44]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3168,7 @@ func (x *FailTaskResponse) String() string {
 func (*FailTaskResponse) ProtoMessage() {}
 
 func (x *FailTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[44]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3181,7 @@ func (x *FailTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailTaskResponse.ProtoReflect.Descriptor instead.
 func (*FailTaskResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{44}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FailTaskResponse) GetState() TaskState {
@@ -3012,7 +3201,7 @@ type ReleaseTaskRequest struct {
 
 func (x *ReleaseTaskRequest) Reset() {
 	*x = ReleaseTaskRequest{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[45]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3213,7 @@ func (x *ReleaseTaskRequest) String() string {
 func (*ReleaseTaskRequest) ProtoMessage() {}
 
 func (x *ReleaseTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[45]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3226,7 @@ func (x *ReleaseTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseTaskRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseTaskRequest) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{45}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReleaseTaskRequest) GetTaskId() string {
@@ -3062,7 +3251,7 @@ type ReleaseTaskResponse struct {
 
 func (x *ReleaseTaskResponse) Reset() {
 	*x = ReleaseTaskResponse{}
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[46]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3263,7 @@ func (x *ReleaseTaskResponse) String() string {
 func (*ReleaseTaskResponse) ProtoMessage() {}
 
 func (x *ReleaseTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imageproc_v1_imageproc_proto_msgTypes[46]
+	mi := &file_imageproc_v1_imageproc_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3276,7 @@ func (x *ReleaseTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseTaskResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseTaskResponse) Descriptor() ([]byte, []int) {
-	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{46}
+	return file_imageproc_v1_imageproc_proto_rawDescGZIP(), []int{48}
 }
 
 var File_imageproc_v1_imageproc_proto protoreflect.FileDescriptor
@@ -3244,7 +3433,16 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"operations\x12,\n" +
 	"\x06output\x18\x03 \x01(\v2\x14.imageproc.v1.OutputR\x06output\"@\n" +
 	"\x13SubmitBatchResponse\x12)\n" +
-	"\x05batch\x18\x01 \x01(\v2\x13.imageproc.v1.BatchR\x05batch\"!\n" +
+	"\x05batch\x18\x01 \x01(\v2\x13.imageproc.v1.BatchR\x05batch\"\x9d\x01\n" +
+	"\x1bQueueMissingVariantsRequest\x127\n" +
+	"\n" +
+	"operations\x18\x01 \x03(\v2\x17.imageproc.v1.OperationR\n" +
+	"operations\x12,\n" +
+	"\x06output\x18\x02 \x01(\v2\x14.imageproc.v1.OutputR\x06output\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"c\n" +
+	"\x1cQueueMissingVariantsResponse\x12)\n" +
+	"\x05batch\x18\x01 \x01(\v2\x13.imageproc.v1.BatchR\x05batch\x12\x18\n" +
+	"\amissing\x18\x02 \x01(\x05R\amissing\"!\n" +
 	"\x0fGetBatchRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"=\n" +
 	"\x10GetBatchResponse\x12)\n" +
@@ -3270,17 +3468,23 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\x13CompleteTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06worker\x18\x02 \x01(\tR\x06worker\"\x16\n" +
-	"\x14CompleteTaskResponse\"X\n" +
+	"\x14CompleteTaskResponse\"\x94\x01\n" +
 	"\x0fFailTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06worker\x18\x02 \x01(\tR\x06worker\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"A\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12:\n" +
+	"\vretry_after\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\"A\n" +
 	"\x10FailTaskResponse\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.imageproc.v1.TaskStateR\x05state\"E\n" +
 	"\x12ReleaseTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06worker\x18\x02 \x01(\tR\x06worker\"\x15\n" +
 	"\x13ReleaseTaskResponse*T\n" +
+	"\x05Limit\x12\x15\n" +
+	"\x11LIMIT_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LIMIT_MAX_PAGE_SIZE\x10d\x12\x1b\n" +
+	"\x16LIMIT_MAX_BATCH_IMAGES\x10\x90N*T\n" +
 	"\n" +
 	"ResizeMode\x12\x1b\n" +
 	"\x17RESIZE_MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -3310,9 +3514,10 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\tTransform\x12\x1e.imageproc.v1.TransformRequest\x1a\x1f.imageproc.v1.TransformResponse\x12Z\n" +
 	"\rUploadVariant\x12\".imageproc.v1.UploadVariantRequest\x1a#.imageproc.v1.UploadVariantResponse(\x01\x12R\n" +
 	"\vDeleteImage\x12 .imageproc.v1.DeleteImageRequest\x1a!.imageproc.v1.DeleteImageResponse\x12[\n" +
-	"\x0eCollectGarbage\x12#.imageproc.v1.CollectGarbageRequest\x1a$.imageproc.v1.CollectGarbageResponse2\xc5\x04\n" +
+	"\x0eCollectGarbage\x12#.imageproc.v1.CollectGarbageRequest\x1a$.imageproc.v1.CollectGarbageResponse2\xb4\x05\n" +
 	"\fQueueService\x12R\n" +
-	"\vSubmitBatch\x12 .imageproc.v1.SubmitBatchRequest\x1a!.imageproc.v1.SubmitBatchResponse\x12I\n" +
+	"\vSubmitBatch\x12 .imageproc.v1.SubmitBatchRequest\x1a!.imageproc.v1.SubmitBatchResponse\x12m\n" +
+	"\x14QueueMissingVariants\x12).imageproc.v1.QueueMissingVariantsRequest\x1a*.imageproc.v1.QueueMissingVariantsResponse\x12I\n" +
 	"\bGetBatch\x12\x1d.imageproc.v1.GetBatchRequest\x1a\x1e.imageproc.v1.GetBatchResponse\x12O\n" +
 	"\n" +
 	"ClaimTasks\x12\x1f.imageproc.v1.ClaimTasksRequest\x1a .imageproc.v1.ClaimTasksResponse\x12O\n" +
@@ -3335,137 +3540,146 @@ func file_imageproc_v1_imageproc_proto_rawDescGZIP() []byte {
 	return file_imageproc_v1_imageproc_proto_rawDescData
 }
 
-var file_imageproc_v1_imageproc_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_imageproc_v1_imageproc_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_imageproc_v1_imageproc_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_imageproc_v1_imageproc_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_imageproc_v1_imageproc_proto_goTypes = []any{
-	(ResizeMode)(0),                // 0: imageproc.v1.ResizeMode
-	(FlipDirection)(0),             // 1: imageproc.v1.FlipDirection
-	(Format)(0),                    // 2: imageproc.v1.Format
-	(TaskState)(0),                 // 3: imageproc.v1.TaskState
-	(*Image)(nil),                  // 4: imageproc.v1.Image
-	(*Variant)(nil),                // 5: imageproc.v1.Variant
-	(*Operation)(nil),              // 6: imageproc.v1.Operation
-	(*Resize)(nil),                 // 7: imageproc.v1.Resize
-	(*Thumbnail)(nil),              // 8: imageproc.v1.Thumbnail
-	(*Crop)(nil),                   // 9: imageproc.v1.Crop
-	(*Rotate)(nil),                 // 10: imageproc.v1.Rotate
-	(*Flip)(nil),                   // 11: imageproc.v1.Flip
-	(*Grayscale)(nil),              // 12: imageproc.v1.Grayscale
-	(*Blur)(nil),                   // 13: imageproc.v1.Blur
-	(*Sharpen)(nil),                // 14: imageproc.v1.Sharpen
-	(*Output)(nil),                 // 15: imageproc.v1.Output
-	(*UploadRequest)(nil),          // 16: imageproc.v1.UploadRequest
-	(*UploadMetadata)(nil),         // 17: imageproc.v1.UploadMetadata
-	(*UploadResponse)(nil),         // 18: imageproc.v1.UploadResponse
-	(*GetImageRequest)(nil),        // 19: imageproc.v1.GetImageRequest
-	(*GetImageResponse)(nil),       // 20: imageproc.v1.GetImageResponse
-	(*ListImagesRequest)(nil),      // 21: imageproc.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),     // 22: imageproc.v1.ListImagesResponse
-	(*DownloadRequest)(nil),        // 23: imageproc.v1.DownloadRequest
-	(*DownloadResponse)(nil),       // 24: imageproc.v1.DownloadResponse
-	(*BlobInfo)(nil),               // 25: imageproc.v1.BlobInfo
-	(*TransformRequest)(nil),       // 26: imageproc.v1.TransformRequest
-	(*TransformResponse)(nil),      // 27: imageproc.v1.TransformResponse
-	(*UploadVariantRequest)(nil),   // 28: imageproc.v1.UploadVariantRequest
-	(*UploadVariantMetadata)(nil),  // 29: imageproc.v1.UploadVariantMetadata
-	(*UploadVariantResponse)(nil),  // 30: imageproc.v1.UploadVariantResponse
-	(*DeleteImageRequest)(nil),     // 31: imageproc.v1.DeleteImageRequest
-	(*DeleteImageResponse)(nil),    // 32: imageproc.v1.DeleteImageResponse
-	(*CollectGarbageRequest)(nil),  // 33: imageproc.v1.CollectGarbageRequest
-	(*CollectGarbageResponse)(nil), // 34: imageproc.v1.CollectGarbageResponse
-	(*Batch)(nil),                  // 35: imageproc.v1.Batch
-	(*Task)(nil),                   // 36: imageproc.v1.Task
-	(*SubmitBatchRequest)(nil),     // 37: imageproc.v1.SubmitBatchRequest
-	(*SubmitBatchResponse)(nil),    // 38: imageproc.v1.SubmitBatchResponse
-	(*GetBatchRequest)(nil),        // 39: imageproc.v1.GetBatchRequest
-	(*GetBatchResponse)(nil),       // 40: imageproc.v1.GetBatchResponse
-	(*ClaimTasksRequest)(nil),      // 41: imageproc.v1.ClaimTasksRequest
-	(*ClaimTasksResponse)(nil),     // 42: imageproc.v1.ClaimTasksResponse
-	(*RenewLeaseRequest)(nil),      // 43: imageproc.v1.RenewLeaseRequest
-	(*RenewLeaseResponse)(nil),     // 44: imageproc.v1.RenewLeaseResponse
-	(*CompleteTaskRequest)(nil),    // 45: imageproc.v1.CompleteTaskRequest
-	(*CompleteTaskResponse)(nil),   // 46: imageproc.v1.CompleteTaskResponse
-	(*FailTaskRequest)(nil),        // 47: imageproc.v1.FailTaskRequest
-	(*FailTaskResponse)(nil),       // 48: imageproc.v1.FailTaskResponse
-	(*ReleaseTaskRequest)(nil),     // 49: imageproc.v1.ReleaseTaskRequest
-	(*ReleaseTaskResponse)(nil),    // 50: imageproc.v1.ReleaseTaskResponse
-	(*timestamppb.Timestamp)(nil),  // 51: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 52: google.protobuf.Duration
+	(Limit)(0),                           // 0: imageproc.v1.Limit
+	(ResizeMode)(0),                      // 1: imageproc.v1.ResizeMode
+	(FlipDirection)(0),                   // 2: imageproc.v1.FlipDirection
+	(Format)(0),                          // 3: imageproc.v1.Format
+	(TaskState)(0),                       // 4: imageproc.v1.TaskState
+	(*Image)(nil),                        // 5: imageproc.v1.Image
+	(*Variant)(nil),                      // 6: imageproc.v1.Variant
+	(*Operation)(nil),                    // 7: imageproc.v1.Operation
+	(*Resize)(nil),                       // 8: imageproc.v1.Resize
+	(*Thumbnail)(nil),                    // 9: imageproc.v1.Thumbnail
+	(*Crop)(nil),                         // 10: imageproc.v1.Crop
+	(*Rotate)(nil),                       // 11: imageproc.v1.Rotate
+	(*Flip)(nil),                         // 12: imageproc.v1.Flip
+	(*Grayscale)(nil),                    // 13: imageproc.v1.Grayscale
+	(*Blur)(nil),                         // 14: imageproc.v1.Blur
+	(*Sharpen)(nil),                      // 15: imageproc.v1.Sharpen
+	(*Output)(nil),                       // 16: imageproc.v1.Output
+	(*UploadRequest)(nil),                // 17: imageproc.v1.UploadRequest
+	(*UploadMetadata)(nil),               // 18: imageproc.v1.UploadMetadata
+	(*UploadResponse)(nil),               // 19: imageproc.v1.UploadResponse
+	(*GetImageRequest)(nil),              // 20: imageproc.v1.GetImageRequest
+	(*GetImageResponse)(nil),             // 21: imageproc.v1.GetImageResponse
+	(*ListImagesRequest)(nil),            // 22: imageproc.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),           // 23: imageproc.v1.ListImagesResponse
+	(*DownloadRequest)(nil),              // 24: imageproc.v1.DownloadRequest
+	(*DownloadResponse)(nil),             // 25: imageproc.v1.DownloadResponse
+	(*BlobInfo)(nil),                     // 26: imageproc.v1.BlobInfo
+	(*TransformRequest)(nil),             // 27: imageproc.v1.TransformRequest
+	(*TransformResponse)(nil),            // 28: imageproc.v1.TransformResponse
+	(*UploadVariantRequest)(nil),         // 29: imageproc.v1.UploadVariantRequest
+	(*UploadVariantMetadata)(nil),        // 30: imageproc.v1.UploadVariantMetadata
+	(*UploadVariantResponse)(nil),        // 31: imageproc.v1.UploadVariantResponse
+	(*DeleteImageRequest)(nil),           // 32: imageproc.v1.DeleteImageRequest
+	(*DeleteImageResponse)(nil),          // 33: imageproc.v1.DeleteImageResponse
+	(*CollectGarbageRequest)(nil),        // 34: imageproc.v1.CollectGarbageRequest
+	(*CollectGarbageResponse)(nil),       // 35: imageproc.v1.CollectGarbageResponse
+	(*Batch)(nil),                        // 36: imageproc.v1.Batch
+	(*Task)(nil),                         // 37: imageproc.v1.Task
+	(*SubmitBatchRequest)(nil),           // 38: imageproc.v1.SubmitBatchRequest
+	(*SubmitBatchResponse)(nil),          // 39: imageproc.v1.SubmitBatchResponse
+	(*QueueMissingVariantsRequest)(nil),  // 40: imageproc.v1.QueueMissingVariantsRequest
+	(*QueueMissingVariantsResponse)(nil), // 41: imageproc.v1.QueueMissingVariantsResponse
+	(*GetBatchRequest)(nil),              // 42: imageproc.v1.GetBatchRequest
+	(*GetBatchResponse)(nil),             // 43: imageproc.v1.GetBatchResponse
+	(*ClaimTasksRequest)(nil),            // 44: imageproc.v1.ClaimTasksRequest
+	(*ClaimTasksResponse)(nil),           // 45: imageproc.v1.ClaimTasksResponse
+	(*RenewLeaseRequest)(nil),            // 46: imageproc.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),           // 47: imageproc.v1.RenewLeaseResponse
+	(*CompleteTaskRequest)(nil),          // 48: imageproc.v1.CompleteTaskRequest
+	(*CompleteTaskResponse)(nil),         // 49: imageproc.v1.CompleteTaskResponse
+	(*FailTaskRequest)(nil),              // 50: imageproc.v1.FailTaskRequest
+	(*FailTaskResponse)(nil),             // 51: imageproc.v1.FailTaskResponse
+	(*ReleaseTaskRequest)(nil),           // 52: imageproc.v1.ReleaseTaskRequest
+	(*ReleaseTaskResponse)(nil),          // 53: imageproc.v1.ReleaseTaskResponse
+	(*timestamppb.Timestamp)(nil),        // 54: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 55: google.protobuf.Duration
 }
 var file_imageproc_v1_imageproc_proto_depIdxs = []int32{
-	51, // 0: imageproc.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	51, // 1: imageproc.v1.Variant.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 2: imageproc.v1.Operation.resize:type_name -> imageproc.v1.Resize
-	8,  // 3: imageproc.v1.Operation.thumbnail:type_name -> imageproc.v1.Thumbnail
-	9,  // 4: imageproc.v1.Operation.crop:type_name -> imageproc.v1.Crop
-	10, // 5: imageproc.v1.Operation.rotate:type_name -> imageproc.v1.Rotate
-	11, // 6: imageproc.v1.Operation.flip:type_name -> imageproc.v1.Flip
-	12, // 7: imageproc.v1.Operation.grayscale:type_name -> imageproc.v1.Grayscale
-	13, // 8: imageproc.v1.Operation.blur:type_name -> imageproc.v1.Blur
-	14, // 9: imageproc.v1.Operation.sharpen:type_name -> imageproc.v1.Sharpen
-	0,  // 10: imageproc.v1.Resize.mode:type_name -> imageproc.v1.ResizeMode
-	1,  // 11: imageproc.v1.Flip.direction:type_name -> imageproc.v1.FlipDirection
-	2,  // 12: imageproc.v1.Output.format:type_name -> imageproc.v1.Format
-	17, // 13: imageproc.v1.UploadRequest.metadata:type_name -> imageproc.v1.UploadMetadata
-	4,  // 14: imageproc.v1.UploadResponse.image:type_name -> imageproc.v1.Image
-	4,  // 15: imageproc.v1.GetImageResponse.image:type_name -> imageproc.v1.Image
-	5,  // 16: imageproc.v1.GetImageResponse.variants:type_name -> imageproc.v1.Variant
-	4,  // 17: imageproc.v1.ListImagesResponse.images:type_name -> imageproc.v1.Image
-	25, // 18: imageproc.v1.DownloadResponse.info:type_name -> imageproc.v1.BlobInfo
-	6,  // 19: imageproc.v1.TransformRequest.operations:type_name -> imageproc.v1.Operation
-	15, // 20: imageproc.v1.TransformRequest.output:type_name -> imageproc.v1.Output
-	5,  // 21: imageproc.v1.TransformResponse.variant:type_name -> imageproc.v1.Variant
-	29, // 22: imageproc.v1.UploadVariantRequest.metadata:type_name -> imageproc.v1.UploadVariantMetadata
-	5,  // 23: imageproc.v1.UploadVariantResponse.variant:type_name -> imageproc.v1.Variant
-	52, // 24: imageproc.v1.CollectGarbageRequest.variant_max_age:type_name -> google.protobuf.Duration
-	52, // 25: imageproc.v1.CollectGarbageRequest.blob_min_age:type_name -> google.protobuf.Duration
-	51, // 26: imageproc.v1.Batch.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 27: imageproc.v1.Task.state:type_name -> imageproc.v1.TaskState
-	51, // 28: imageproc.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 29: imageproc.v1.SubmitBatchRequest.operations:type_name -> imageproc.v1.Operation
-	15, // 30: imageproc.v1.SubmitBatchRequest.output:type_name -> imageproc.v1.Output
-	35, // 31: imageproc.v1.SubmitBatchResponse.batch:type_name -> imageproc.v1.Batch
-	35, // 32: imageproc.v1.GetBatchResponse.batch:type_name -> imageproc.v1.Batch
-	52, // 33: imageproc.v1.ClaimTasksRequest.lease:type_name -> google.protobuf.Duration
-	36, // 34: imageproc.v1.ClaimTasksResponse.tasks:type_name -> imageproc.v1.Task
-	52, // 35: imageproc.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
-	51, // 36: imageproc.v1.RenewLeaseResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 37: imageproc.v1.FailTaskResponse.state:type_name -> imageproc.v1.TaskState
-	16, // 38: imageproc.v1.ImageService.Upload:input_type -> imageproc.v1.UploadRequest
-	19, // 39: imageproc.v1.ImageService.GetImage:input_type -> imageproc.v1.GetImageRequest
-	21, // 40: imageproc.v1.ImageService.ListImages:input_type -> imageproc.v1.ListImagesRequest
-	23, // 41: imageproc.v1.ImageService.Download:input_type -> imageproc.v1.DownloadRequest
-	26, // 42: imageproc.v1.ImageService.Transform:input_type -> imageproc.v1.TransformRequest
-	28, // 43: imageproc.v1.ImageService.UploadVariant:input_type -> imageproc.v1.UploadVariantRequest
-	31, // 44: imageproc.v1.ImageService.DeleteImage:input_type -> imageproc.v1.DeleteImageRequest
-	33, // 45: imageproc.v1.ImageService.CollectGarbage:input_type -> imageproc.v1.CollectGarbageRequest
-	37, // 46: imageproc.v1.QueueService.SubmitBatch:input_type -> imageproc.v1.SubmitBatchRequest
-	39, // 47: imageproc.v1.QueueService.GetBatch:input_type -> imageproc.v1.GetBatchRequest
-	41, // 48: imageproc.v1.QueueService.ClaimTasks:input_type -> imageproc.v1.ClaimTasksRequest
-	43, // 49: imageproc.v1.QueueService.RenewLease:input_type -> imageproc.v1.RenewLeaseRequest
-	45, // 50: imageproc.v1.QueueService.CompleteTask:input_type -> imageproc.v1.CompleteTaskRequest
-	47, // 51: imageproc.v1.QueueService.FailTask:input_type -> imageproc.v1.FailTaskRequest
-	49, // 52: imageproc.v1.QueueService.ReleaseTask:input_type -> imageproc.v1.ReleaseTaskRequest
-	18, // 53: imageproc.v1.ImageService.Upload:output_type -> imageproc.v1.UploadResponse
-	20, // 54: imageproc.v1.ImageService.GetImage:output_type -> imageproc.v1.GetImageResponse
-	22, // 55: imageproc.v1.ImageService.ListImages:output_type -> imageproc.v1.ListImagesResponse
-	24, // 56: imageproc.v1.ImageService.Download:output_type -> imageproc.v1.DownloadResponse
-	27, // 57: imageproc.v1.ImageService.Transform:output_type -> imageproc.v1.TransformResponse
-	30, // 58: imageproc.v1.ImageService.UploadVariant:output_type -> imageproc.v1.UploadVariantResponse
-	32, // 59: imageproc.v1.ImageService.DeleteImage:output_type -> imageproc.v1.DeleteImageResponse
-	34, // 60: imageproc.v1.ImageService.CollectGarbage:output_type -> imageproc.v1.CollectGarbageResponse
-	38, // 61: imageproc.v1.QueueService.SubmitBatch:output_type -> imageproc.v1.SubmitBatchResponse
-	40, // 62: imageproc.v1.QueueService.GetBatch:output_type -> imageproc.v1.GetBatchResponse
-	42, // 63: imageproc.v1.QueueService.ClaimTasks:output_type -> imageproc.v1.ClaimTasksResponse
-	44, // 64: imageproc.v1.QueueService.RenewLease:output_type -> imageproc.v1.RenewLeaseResponse
-	46, // 65: imageproc.v1.QueueService.CompleteTask:output_type -> imageproc.v1.CompleteTaskResponse
-	48, // 66: imageproc.v1.QueueService.FailTask:output_type -> imageproc.v1.FailTaskResponse
-	50, // 67: imageproc.v1.QueueService.ReleaseTask:output_type -> imageproc.v1.ReleaseTaskResponse
-	53, // [53:68] is the sub-list for method output_type
-	38, // [38:53] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	54, // 0: imageproc.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	54, // 1: imageproc.v1.Variant.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 2: imageproc.v1.Operation.resize:type_name -> imageproc.v1.Resize
+	9,  // 3: imageproc.v1.Operation.thumbnail:type_name -> imageproc.v1.Thumbnail
+	10, // 4: imageproc.v1.Operation.crop:type_name -> imageproc.v1.Crop
+	11, // 5: imageproc.v1.Operation.rotate:type_name -> imageproc.v1.Rotate
+	12, // 6: imageproc.v1.Operation.flip:type_name -> imageproc.v1.Flip
+	13, // 7: imageproc.v1.Operation.grayscale:type_name -> imageproc.v1.Grayscale
+	14, // 8: imageproc.v1.Operation.blur:type_name -> imageproc.v1.Blur
+	15, // 9: imageproc.v1.Operation.sharpen:type_name -> imageproc.v1.Sharpen
+	1,  // 10: imageproc.v1.Resize.mode:type_name -> imageproc.v1.ResizeMode
+	2,  // 11: imageproc.v1.Flip.direction:type_name -> imageproc.v1.FlipDirection
+	3,  // 12: imageproc.v1.Output.format:type_name -> imageproc.v1.Format
+	18, // 13: imageproc.v1.UploadRequest.metadata:type_name -> imageproc.v1.UploadMetadata
+	5,  // 14: imageproc.v1.UploadResponse.image:type_name -> imageproc.v1.Image
+	5,  // 15: imageproc.v1.GetImageResponse.image:type_name -> imageproc.v1.Image
+	6,  // 16: imageproc.v1.GetImageResponse.variants:type_name -> imageproc.v1.Variant
+	5,  // 17: imageproc.v1.ListImagesResponse.images:type_name -> imageproc.v1.Image
+	26, // 18: imageproc.v1.DownloadResponse.info:type_name -> imageproc.v1.BlobInfo
+	7,  // 19: imageproc.v1.TransformRequest.operations:type_name -> imageproc.v1.Operation
+	16, // 20: imageproc.v1.TransformRequest.output:type_name -> imageproc.v1.Output
+	6,  // 21: imageproc.v1.TransformResponse.variant:type_name -> imageproc.v1.Variant
+	30, // 22: imageproc.v1.UploadVariantRequest.metadata:type_name -> imageproc.v1.UploadVariantMetadata
+	6,  // 23: imageproc.v1.UploadVariantResponse.variant:type_name -> imageproc.v1.Variant
+	55, // 24: imageproc.v1.CollectGarbageRequest.variant_max_age:type_name -> google.protobuf.Duration
+	55, // 25: imageproc.v1.CollectGarbageRequest.blob_min_age:type_name -> google.protobuf.Duration
+	54, // 26: imageproc.v1.Batch.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 27: imageproc.v1.Task.state:type_name -> imageproc.v1.TaskState
+	54, // 28: imageproc.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 29: imageproc.v1.SubmitBatchRequest.operations:type_name -> imageproc.v1.Operation
+	16, // 30: imageproc.v1.SubmitBatchRequest.output:type_name -> imageproc.v1.Output
+	36, // 31: imageproc.v1.SubmitBatchResponse.batch:type_name -> imageproc.v1.Batch
+	7,  // 32: imageproc.v1.QueueMissingVariantsRequest.operations:type_name -> imageproc.v1.Operation
+	16, // 33: imageproc.v1.QueueMissingVariantsRequest.output:type_name -> imageproc.v1.Output
+	36, // 34: imageproc.v1.QueueMissingVariantsResponse.batch:type_name -> imageproc.v1.Batch
+	36, // 35: imageproc.v1.GetBatchResponse.batch:type_name -> imageproc.v1.Batch
+	55, // 36: imageproc.v1.ClaimTasksRequest.lease:type_name -> google.protobuf.Duration
+	37, // 37: imageproc.v1.ClaimTasksResponse.tasks:type_name -> imageproc.v1.Task
+	55, // 38: imageproc.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
+	54, // 39: imageproc.v1.RenewLeaseResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	55, // 40: imageproc.v1.FailTaskRequest.retry_after:type_name -> google.protobuf.Duration
+	4,  // 41: imageproc.v1.FailTaskResponse.state:type_name -> imageproc.v1.TaskState
+	17, // 42: imageproc.v1.ImageService.Upload:input_type -> imageproc.v1.UploadRequest
+	20, // 43: imageproc.v1.ImageService.GetImage:input_type -> imageproc.v1.GetImageRequest
+	22, // 44: imageproc.v1.ImageService.ListImages:input_type -> imageproc.v1.ListImagesRequest
+	24, // 45: imageproc.v1.ImageService.Download:input_type -> imageproc.v1.DownloadRequest
+	27, // 46: imageproc.v1.ImageService.Transform:input_type -> imageproc.v1.TransformRequest
+	29, // 47: imageproc.v1.ImageService.UploadVariant:input_type -> imageproc.v1.UploadVariantRequest
+	32, // 48: imageproc.v1.ImageService.DeleteImage:input_type -> imageproc.v1.DeleteImageRequest
+	34, // 49: imageproc.v1.ImageService.CollectGarbage:input_type -> imageproc.v1.CollectGarbageRequest
+	38, // 50: imageproc.v1.QueueService.SubmitBatch:input_type -> imageproc.v1.SubmitBatchRequest
+	40, // 51: imageproc.v1.QueueService.QueueMissingVariants:input_type -> imageproc.v1.QueueMissingVariantsRequest
+	42, // 52: imageproc.v1.QueueService.GetBatch:input_type -> imageproc.v1.GetBatchRequest
+	44, // 53: imageproc.v1.QueueService.ClaimTasks:input_type -> imageproc.v1.ClaimTasksRequest
+	46, // 54: imageproc.v1.QueueService.RenewLease:input_type -> imageproc.v1.RenewLeaseRequest
+	48, // 55: imageproc.v1.QueueService.CompleteTask:input_type -> imageproc.v1.CompleteTaskRequest
+	50, // 56: imageproc.v1.QueueService.FailTask:input_type -> imageproc.v1.FailTaskRequest
+	52, // 57: imageproc.v1.QueueService.ReleaseTask:input_type -> imageproc.v1.ReleaseTaskRequest
+	19, // 58: imageproc.v1.ImageService.Upload:output_type -> imageproc.v1.UploadResponse
+	21, // 59: imageproc.v1.ImageService.GetImage:output_type -> imageproc.v1.GetImageResponse
+	23, // 60: imageproc.v1.ImageService.ListImages:output_type -> imageproc.v1.ListImagesResponse
+	25, // 61: imageproc.v1.ImageService.Download:output_type -> imageproc.v1.DownloadResponse
+	28, // 62: imageproc.v1.ImageService.Transform:output_type -> imageproc.v1.TransformResponse
+	31, // 63: imageproc.v1.ImageService.UploadVariant:output_type -> imageproc.v1.UploadVariantResponse
+	33, // 64: imageproc.v1.ImageService.DeleteImage:output_type -> imageproc.v1.DeleteImageResponse
+	35, // 65: imageproc.v1.ImageService.CollectGarbage:output_type -> imageproc.v1.CollectGarbageResponse
+	39, // 66: imageproc.v1.QueueService.SubmitBatch:output_type -> imageproc.v1.SubmitBatchResponse
+	41, // 67: imageproc.v1.QueueService.QueueMissingVariants:output_type -> imageproc.v1.QueueMissingVariantsResponse
+	43, // 68: imageproc.v1.QueueService.GetBatch:output_type -> imageproc.v1.GetBatchResponse
+	45, // 69: imageproc.v1.QueueService.ClaimTasks:output_type -> imageproc.v1.ClaimTasksResponse
+	47, // 70: imageproc.v1.QueueService.RenewLease:output_type -> imageproc.v1.RenewLeaseResponse
+	49, // 71: imageproc.v1.QueueService.CompleteTask:output_type -> imageproc.v1.CompleteTaskResponse
+	51, // 72: imageproc.v1.QueueService.FailTask:output_type -> imageproc.v1.FailTaskResponse
+	53, // 73: imageproc.v1.QueueService.ReleaseTask:output_type -> imageproc.v1.ReleaseTaskResponse
+	58, // [58:74] is the sub-list for method output_type
+	42, // [42:58] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_imageproc_v1_imageproc_proto_init() }
@@ -3500,8 +3714,8 @@ func file_imageproc_v1_imageproc_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_imageproc_v1_imageproc_proto_rawDesc), len(file_imageproc_v1_imageproc_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   47,
+			NumEnums:      5,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -425,13 +425,14 @@ var ImageService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	QueueService_SubmitBatch_FullMethodName  = "/imageproc.v1.QueueService/SubmitBatch"
-	QueueService_GetBatch_FullMethodName     = "/imageproc.v1.QueueService/GetBatch"
-	QueueService_ClaimTasks_FullMethodName   = "/imageproc.v1.QueueService/ClaimTasks"
-	QueueService_RenewLease_FullMethodName   = "/imageproc.v1.QueueService/RenewLease"
-	QueueService_CompleteTask_FullMethodName = "/imageproc.v1.QueueService/CompleteTask"
-	QueueService_FailTask_FullMethodName     = "/imageproc.v1.QueueService/FailTask"
-	QueueService_ReleaseTask_FullMethodName  = "/imageproc.v1.QueueService/ReleaseTask"
+	QueueService_SubmitBatch_FullMethodName          = "/imageproc.v1.QueueService/SubmitBatch"
+	QueueService_QueueMissingVariants_FullMethodName = "/imageproc.v1.QueueService/QueueMissingVariants"
+	QueueService_GetBatch_FullMethodName             = "/imageproc.v1.QueueService/GetBatch"
+	QueueService_ClaimTasks_FullMethodName           = "/imageproc.v1.QueueService/ClaimTasks"
+	QueueService_RenewLease_FullMethodName           = "/imageproc.v1.QueueService/RenewLease"
+	QueueService_CompleteTask_FullMethodName         = "/imageproc.v1.QueueService/CompleteTask"
+	QueueService_FailTask_FullMethodName             = "/imageproc.v1.QueueService/FailTask"
+	QueueService_ReleaseTask_FullMethodName          = "/imageproc.v1.QueueService/ReleaseTask"
 )
 
 // QueueServiceClient is the client API for QueueService service.
@@ -444,6 +445,12 @@ const (
 type QueueServiceClient interface {
 	// SubmitBatch queues one task per photo for the given operations.
 	SubmitBatch(ctx context.Context, in *SubmitBatchRequest, opts ...grpc.CallOption) (*SubmitBatchResponse, error)
+	// QueueMissingVariants queues, in one statement on the server, a task for
+	// every photo that has no variant of the given operations and no pending or
+	// leased task for it: "every photo gets its thumbnail", however many photos
+	// there are, with no photo listed or queued twice. The maintenance CronJob
+	// calls it.
+	QueueMissingVariants(ctx context.Context, in *QueueMissingVariantsRequest, opts ...grpc.CallOption) (*QueueMissingVariantsResponse, error)
 	// GetBatch reports a batch's progress.
 	GetBatch(ctx context.Context, in *GetBatchRequest, opts ...grpc.CallOption) (*GetBatchResponse, error)
 	// ClaimTasks leases up to max_tasks pending tasks to one worker. No task is
@@ -454,8 +461,9 @@ type QueueServiceClient interface {
 	// CompleteTask marks a task done. It fails with FAILED_PRECONDITION if the
 	// worker no longer holds the lease.
 	CompleteTask(ctx context.Context, in *CompleteTaskRequest, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
-	// FailTask records an error. The task is retried until it has been
-	// attempted max_attempts times, then marked failed for good.
+	// FailTask records an error. The task is retried, no sooner than
+	// retry_after, until it has been attempted max_attempts times, then marked
+	// failed for good.
 	FailTask(ctx context.Context, in *FailTaskRequest, opts ...grpc.CallOption) (*FailTaskResponse, error)
 	// ReleaseTask gives a leased task back to the queue without counting it as
 	// an attempt (a worker shutting down).
@@ -474,6 +482,16 @@ func (c *queueServiceClient) SubmitBatch(ctx context.Context, in *SubmitBatchReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SubmitBatchResponse)
 	err := c.cc.Invoke(ctx, QueueService_SubmitBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) QueueMissingVariants(ctx context.Context, in *QueueMissingVariantsRequest, opts ...grpc.CallOption) (*QueueMissingVariantsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueueMissingVariantsResponse)
+	err := c.cc.Invoke(ctx, QueueService_QueueMissingVariants_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -550,6 +568,12 @@ func (c *queueServiceClient) ReleaseTask(ctx context.Context, in *ReleaseTaskReq
 type QueueServiceServer interface {
 	// SubmitBatch queues one task per photo for the given operations.
 	SubmitBatch(context.Context, *SubmitBatchRequest) (*SubmitBatchResponse, error)
+	// QueueMissingVariants queues, in one statement on the server, a task for
+	// every photo that has no variant of the given operations and no pending or
+	// leased task for it: "every photo gets its thumbnail", however many photos
+	// there are, with no photo listed or queued twice. The maintenance CronJob
+	// calls it.
+	QueueMissingVariants(context.Context, *QueueMissingVariantsRequest) (*QueueMissingVariantsResponse, error)
 	// GetBatch reports a batch's progress.
 	GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error)
 	// ClaimTasks leases up to max_tasks pending tasks to one worker. No task is
@@ -560,8 +584,9 @@ type QueueServiceServer interface {
 	// CompleteTask marks a task done. It fails with FAILED_PRECONDITION if the
 	// worker no longer holds the lease.
 	CompleteTask(context.Context, *CompleteTaskRequest) (*CompleteTaskResponse, error)
-	// FailTask records an error. The task is retried until it has been
-	// attempted max_attempts times, then marked failed for good.
+	// FailTask records an error. The task is retried, no sooner than
+	// retry_after, until it has been attempted max_attempts times, then marked
+	// failed for good.
 	FailTask(context.Context, *FailTaskRequest) (*FailTaskResponse, error)
 	// ReleaseTask gives a leased task back to the queue without counting it as
 	// an attempt (a worker shutting down).
@@ -578,6 +603,9 @@ type UnimplementedQueueServiceServer struct{}
 
 func (UnimplementedQueueServiceServer) SubmitBatch(context.Context, *SubmitBatchRequest) (*SubmitBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitBatch not implemented")
+}
+func (UnimplementedQueueServiceServer) QueueMissingVariants(context.Context, *QueueMissingVariantsRequest) (*QueueMissingVariantsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueueMissingVariants not implemented")
 }
 func (UnimplementedQueueServiceServer) GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBatch not implemented")
@@ -632,6 +660,24 @@ func _QueueService_SubmitBatch_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(QueueServiceServer).SubmitBatch(ctx, req.(*SubmitBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_QueueMissingVariants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueueMissingVariantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).QueueMissingVariants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_QueueMissingVariants_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).QueueMissingVariants(ctx, req.(*QueueMissingVariantsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -754,6 +800,10 @@ var QueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitBatch",
 			Handler:    _QueueService_SubmitBatch_Handler,
+		},
+		{
+			MethodName: "QueueMissingVariants",
+			Handler:    _QueueService_QueueMissingVariants_Handler,
 		},
 		{
 			MethodName: "GetBatch",

@@ -72,11 +72,13 @@ func (s *Server) apiList(w http.ResponseWriter, r *http.Request) {
 	size := 0
 	if v := q.Get("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.fail(w, r, badRequest("page_size must be a number from 1 to 1000"))
+		if err != nil || n < 1 {
+			s.fail(w, r, badRequest("page_size must be a positive number"))
 			return
 		}
-		size = n
+		// A larger page is served LIMIT_MAX_PAGE_SIZE photos and a
+		// next_page_token, exactly as over gRPC (see the .proto).
+		size = min(n, int(imageprocv1.Limit_LIMIT_MAX_PAGE_SIZE))
 	}
 	resp, answer, err := unary(s, r, s.Backend.Images.ListImages, &imageprocv1.ListImagesRequest{PageSize: int32(size), PageToken: q.Get("page_token")})
 	if err != nil {
@@ -219,9 +221,15 @@ type InfoProc struct {
 
 // InfoDemo is the demo controls' state.
 type InfoDemo struct {
-	Unready   bool    `json:"unready"`
-	ErrorRate float64 `json:"error_rate"`
-	Latency   string  `json:"latency"`
+	Unready bool `json:"unready"`
+	// UnreadyUntil is when forced unreadiness ends by itself.
+	UnreadyUntil time.Time `json:"unready_until,omitzero"`
+	ErrorRate    float64   `json:"error_rate"`
+	Latency      string    `json:"latency"`
+}
+
+func infoDemo(st demo.State) InfoDemo {
+	return InfoDemo{Unready: st.Unready, UnreadyUntil: st.UnreadyUntil.UTC(), ErrorRate: st.ErrorRate, Latency: st.Latency.String()}
 }
 
 // infoKey is everything the info answer depends on; Live is a pointer
@@ -246,7 +254,7 @@ func (s *Server) info(l *Live, d demo.State, ready bool) Info {
 		Secret:    l.SecretFingerprint,
 		Imageproc: InfoProc{Target: opts.Target, Balancing: opts.Balancing},
 		Ready:     ready,
-		Demo:      InfoDemo{Unready: d.Unready, ErrorRate: d.ErrorRate, Latency: d.Latency.String()},
+		Demo:      infoDemo(d),
 		Started:   s.Started,
 	}
 }
@@ -268,11 +276,13 @@ func (s *Server) apiInfo(w http.ResponseWriter, _ *http.Request) {
 }
 
 // DemoRequest is the body of PUT /api/v1/admin/demo; absent fields keep
-// their value.
+// their value. UnreadyFor goes with "unready": true: forced unreadiness
+// ends by itself after it (demo.DefaultUnreadyFor when absent).
 type DemoRequest struct {
-	Unready   *bool    `json:"unready"`
-	ErrorRate *float64 `json:"error_rate"`
-	Latency   *string  `json:"latency"`
+	Unready    *bool    `json:"unready"`
+	UnreadyFor *string  `json:"unready_for"`
+	ErrorRate  *float64 `json:"error_rate"`
+	Latency    *string  `json:"latency"`
 }
 
 func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
@@ -290,7 +300,7 @@ func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func demoJSON(st demo.State) []byte {
-	b, _ := json.Marshal(InfoDemo{Unready: st.Unready, ErrorRate: st.ErrorRate, Latency: st.Latency.String()})
+	b, _ := json.Marshal(infoDemo(st))
 	return b
 }
 
@@ -311,26 +321,34 @@ func (s *Server) apiSetDemo(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("invalid JSON body: "+err.Error()))
 		return
 	}
-	st := s.Demo.State()
-	if req.Unready != nil {
-		st.Unready = *req.Unready
-	}
-	if req.ErrorRate != nil {
-		st.ErrorRate = *req.ErrorRate
-	}
-	if req.Latency != nil {
-		d, err := time.ParseDuration(*req.Latency)
-		if err != nil {
-			s.fail(w, r, badRequest(fmt.Sprintf("latency %q: want a duration such as 250ms", *req.Latency)))
-			return
-		}
-		st.Latency = d
-	}
-	if err := s.setDemo(r, st); err != nil {
+	ch := demo.Change{Unready: req.Unready, ErrorRate: req.ErrorRate}
+	var err error
+	if ch.UnreadyFor, err = parseDuration("unready_for", req.UnreadyFor, "90s"); err != nil {
 		s.fail(w, r, badRequest(err.Error()))
 		return
 	}
-	writeJSON(w, http.StatusOK, demoJSON(s.Demo.State()))
+	if ch.Latency, err = parseDuration("latency", req.Latency, "250ms"); err != nil {
+		s.fail(w, r, badRequest(err.Error()))
+		return
+	}
+	st, err := s.setDemo(r, ch)
+	if err != nil {
+		s.fail(w, r, badRequest(err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, demoJSON(st))
+}
+
+// parseDuration reads an optional duration field; nil stays nil.
+func parseDuration(field string, v *string, example string) (*time.Duration, error) {
+	if v == nil {
+		return nil, nil
+	}
+	d, err := time.ParseDuration(*v)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: want a duration such as %s", field, *v, example)
+	}
+	return &d, nil
 }
 
 func (s *Server) apiCrash(w http.ResponseWriter, r *http.Request) {

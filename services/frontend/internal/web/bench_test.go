@@ -37,7 +37,7 @@ func benchServer(b *testing.B) *Server {
 	info := build.Info{Service: "frontend", Version: "1.0.0", Instance: "frontend-bench"}
 	s, err := New(Deps{Log: log, Build: info, Pod: pod.Info{Name: "frontend-bench"}, Live: func() *Live { return l },
 		Backend: client, Health: checker, Metrics: telemetry.NewMetrics(info),
-		Auth: auth.New(func() string { return "" }, []byte("0123456789abcdef")), Demo: demo.New(checker.ForceUnready), Crash: func() {}})
+		Auth: auth.New(func() string { return "" }, []byte("0123456789abcdef")), Demo: demo.New(log, checker.ForceUnready), Crash: func() {}})
 	if err != nil {
 		b.Fatal(err)
 	}

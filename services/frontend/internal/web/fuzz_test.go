@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -43,7 +44,7 @@ func FuzzReadUpload(f *testing.F) {
 		if n > int64(len(data)) {
 			t.Fatalf("read %d bytes from a %d-byte body", n, len(data))
 		}
-		_ = name // any name is fine: imageproc cleans it, templates escape it
+		_ = name // any name is fine: upload cleans it, templates escape it
 	})
 }
 
@@ -77,19 +78,20 @@ func FuzzParseFaults(f *testing.F) {
 	f.Add("NaN", "-1s")
 	f.Add("1e309", "99999h")
 	f.Fuzz(func(t *testing.T, rate, latency string) {
-		st, err := parseFaults(demo.State{}, rate, latency)
+		ch, err := parseFaults(rate, latency)
 		if err != nil {
 			return
 		}
-		c := demo.New(func(bool) {})
-		if err := c.Set(st); err != nil {
+		c := demo.New(slog.New(slog.DiscardHandler), func(bool) {})
+		st, err := c.Apply(t.Context(), ch)
+		if err != nil {
 			if c.State().Active() {
-				t.Fatalf("rejected %+v (%v) but changed the state to %+v", st, err, c.State())
+				t.Fatalf("rejected %v, %v (%v) but changed the state to %+v", *ch.ErrorRate, *ch.Latency, err, c.State())
 			}
 			return
 		}
-		if c.State() != st {
-			t.Fatalf("set %+v, state is %+v", st, c.State())
+		if want := (demo.State{ErrorRate: *ch.ErrorRate, Latency: *ch.Latency}); st != want || c.State() != want {
+			t.Fatalf("set %+v, state is %+v", want, c.State())
 		}
 	})
 }

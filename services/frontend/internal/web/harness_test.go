@@ -34,6 +34,9 @@ type harness struct {
 	token     atomic.Pointer[string]
 	checker   *health.Checker
 	crashed   atomic.Int32
+
+	// imageprocAddr is where gRPC clients reach imageproc directly.
+	imageprocAddr string
 }
 
 const testToken = "test-admin-token"
@@ -41,7 +44,7 @@ const testToken = "test-admin-token"
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{}
-	h.imageproc, _ = h.start(t)
+	h.imageproc, h.imageprocAddr = h.start(t)
 	return h
 }
 
@@ -66,7 +69,7 @@ func (h *harness) start(t *testing.T) (*proctest.Proc, string) {
 		Log: log, Build: info, Pod: pod.Info{Name: "frontend-test-0", Namespace: "kubelab", Starts: 1},
 		Live: h.live.Load, Backend: client, Health: h.checker, Metrics: telemetry.NewMetrics(info),
 		Auth:  auth.New(func() string { return *h.token.Load() }, []byte("0123456789abcdef")),
-		Demo:  demo.New(h.checker.ForceUnready),
+		Demo:  demo.New(log, h.checker.ForceUnready),
 		Crash: func() { h.crashed.Add(1) }, Started: time.Now(),
 	})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/kubelab/kubelab/services/frontend/internal/demo"
 	"github.com/kubelab/kubelab/services/frontend/internal/live"
 	"github.com/kubelab/kubelab/services/frontend/internal/pod"
+	"github.com/kubelab/kubelab/services/platform/filename"
 	"github.com/kubelab/kubelab/services/platform/health"
 )
 
@@ -227,29 +228,18 @@ func (s *Server) batchForm(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/batches/"+url.PathEscape(b.GetId()), http.StatusSeeOther)
 }
 
-// maxBatchImages bounds "every photo" when a batch names none.
-const maxBatchImages = 10000
-
-// submitBatch submits req; with no image ids it means every photo, listed
-// page by page (bounded by maxBatchImages).
+// submitBatch submits req. With no image ids imageproc queues every photo
+// itself, in one statement, however many there are; one look first turns
+// an empty gallery into a clear answer instead of an empty batch.
 func (s *Server) submitBatch(ctx context.Context, req *imageprocv1.SubmitBatchRequest) (*imageprocv1.Batch, error) {
 	if len(req.GetImageIds()) == 0 {
-		token := ""
-		for len(req.ImageIds) < maxBatchImages {
-			lctx, cancel := s.Backend.Unary(ctx)
-			resp, err := s.Backend.Images.ListImages(lctx, &imageprocv1.ListImagesRequest{PageSize: 500, PageToken: token})
-			cancel()
-			if err != nil {
-				return nil, err
-			}
-			for _, img := range resp.GetImages() {
-				req.ImageIds = append(req.ImageIds, img.GetId())
-			}
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
+		lctx, cancel := s.Backend.Unary(ctx)
+		resp, err := s.Backend.Images.ListImages(lctx, &imageprocv1.ListImagesRequest{PageSize: 1})
+		cancel()
+		if err != nil {
+			return nil, err
 		}
-		if len(req.ImageIds) == 0 {
+		if len(resp.GetImages()) == 0 {
 			return nil, badRequest("there are no photos to reprocess yet")
 		}
 	}
@@ -283,6 +273,12 @@ type adminPage struct {
 	Done    string
 }
 
+// UnreadyFor is what the readiness form offers: how long forced
+// unreadiness lasts by default, and its bounds.
+func (*adminPage) UnreadyFor() struct{ Default, Min, Max time.Duration } {
+	return struct{ Default, Min, Max time.Duration }{demo.DefaultUnreadyFor, demo.MinUnreadyFor, demo.MaxUnreadyFor}
+}
+
 func (s *Server) adminPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "page_admin.html", &adminPage{Allowed: s.Auth.Allowed(r), Done: r.URL.Query().Get("done")})
 }
@@ -313,20 +309,20 @@ func (s *Server) demoForm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("unreadable form"))
 		return
 	}
-	st := s.Demo.State()
+	var ch demo.Change
+	var err error
 	switch action := r.PostForm.Get("action"); action {
 	case "unready":
-		st.Unready = true
-	case "ready":
-		st.Unready = false
-	case "faults":
-		var err error
-		if st, err = parseFaults(st, r.PostForm.Get("error_rate"), r.PostForm.Get("latency")); err != nil {
-			s.render(w, r, http.StatusBadRequest, "page_admin.html", &adminPage{Allowed: true, Problem: err.Error()})
-			return
+		ch.Unready = new(true)
+		if v := strings.TrimSpace(r.PostForm.Get("unready_for")); v != "" {
+			ch.UnreadyFor, err = parseDuration("unready_for", &v, "90s")
 		}
+	case "ready":
+		ch.Unready = new(false)
+	case "faults":
+		ch, err = parseFaults(r.PostForm.Get("error_rate"), r.PostForm.Get("latency"))
 	case "clear":
-		st = demo.State{}
+		ch = demo.Off()
 	case "crash":
 		s.crash(r)
 		s.render(w, r, http.StatusOK, "page_admin.html", &adminPage{Allowed: true, Done: "crashing: refresh in a few seconds to see the restart count rise"})
@@ -335,39 +331,45 @@ func (s *Server) demoForm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest(fmt.Sprintf("unknown action %q", action)))
 		return
 	}
-	if err := s.setDemo(r, st); err != nil {
+	if err == nil {
+		_, err = s.setDemo(r, ch)
+	}
+	if err != nil {
 		s.render(w, r, http.StatusBadRequest, "page_admin.html", &adminPage{Allowed: true, Problem: err.Error()})
 		return
 	}
 	http.Redirect(w, r, "/admin?done=applied", http.StatusSeeOther)
 }
 
-// parseFaults reads the fault form: an error percentage and a latency.
-func parseFaults(st demo.State, rate, latency string) (demo.State, error) {
-	var pct float64
+// parseFaults reads the fault form: an error percentage and a latency,
+// both set (empty is zero), readiness left alone.
+func parseFaults(rate, latency string) (demo.Change, error) {
+	ch := demo.Change{ErrorRate: new(0.0), Latency: new(time.Duration(0))}
 	if rate = strings.TrimSpace(rate); rate != "" {
+		var pct float64
 		if _, err := fmt.Sscanf(rate, "%g", &pct); err != nil {
-			return st, fmt.Errorf("error rate %q: want a percentage such as 10", rate)
+			return ch, fmt.Errorf("error rate %q: want a percentage such as 10", rate)
 		}
+		*ch.ErrorRate = pct / 100
 	}
-	st.ErrorRate = pct / 100
-	st.Latency = 0
 	if latency = strings.TrimSpace(latency); latency != "" {
-		d, err := time.ParseDuration(latency)
+		d, err := parseDuration("latency", &latency, "250ms")
 		if err != nil {
-			return st, fmt.Errorf("latency %q: want a duration such as 250ms", latency)
+			return ch, err
 		}
-		st.Latency = d
+		ch.Latency = d
 	}
-	return st, nil
+	return ch, nil
 }
 
-func (s *Server) setDemo(r *http.Request, st demo.State) error {
-	if err := s.Demo.Set(st); err != nil {
-		return err
+func (s *Server) setDemo(r *http.Request, ch demo.Change) (demo.State, error) {
+	st, err := s.Demo.Apply(r.Context(), ch)
+	if err != nil {
+		return st, err
 	}
-	s.Log.InfoContext(r.Context(), "demo controls changed", "unready", st.Unready, "error_rate", st.ErrorRate, "latency", st.Latency.String())
-	return nil
+	s.Log.InfoContext(r.Context(), "demo controls changed", "unready", st.Unready, "unready_until", st.UnreadyUntil,
+		"error_rate", st.ErrorRate, "latency", st.Latency.String())
+	return st, nil
 }
 
 // crash exits shortly after the answer is written, so the browser sees
@@ -400,5 +402,26 @@ var funcs = template.FuncMap{
 	"specURL": func(id, spec string) string {
 		return "/media/" + url.PathEscape(id) + "/variant?spec=" + url.QueryEscape(spec)
 	},
-	"mib": func(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) },
+	"mib":      func(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) },
+	"duration": shortDuration,
+	// filename cleans names again as they are shown: photos stored
+	// before imageproc cleaned names may still hold bidi controls.
+	"filename": filename.Clean,
+	// ends says when forced unreadiness ends: the clock time, and how
+	// long from this page's rendering.
+	"ends": func(t time.Time) string {
+		return t.UTC().Format("15:04:05 UTC") + ", in " + shortDuration(max(time.Until(t).Round(time.Second), 0))
+	},
+}
+
+// shortDuration writes 1m rather than 1m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

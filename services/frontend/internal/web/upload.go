@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+	"github.com/kubelab/kubelab/services/platform/filename"
 )
 
 // chunkSize is the size of each upload message to imageproc: big enough to
@@ -39,8 +40,9 @@ func sizeText(n int64) string {
 
 // readUpload finds the photo in r: the "file" part of a multipart form, or
 // for the API a raw image body named by ?filename=. Nothing is buffered:
-// the returned reader is the request body itself.
-func readUpload(r *http.Request) (filename string, body io.Reader, err error) {
+// the returned reader is the request body itself. The name is as the
+// client sent it.
+func readUpload(r *http.Request) (name string, body io.Reader, err error) {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		return "", nil, badRequest("missing or unreadable Content-Type; send multipart/form-data or an image type")
@@ -54,7 +56,7 @@ func readUpload(r *http.Request) (filename string, body io.Reader, err error) {
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return "", nil, badRequest("unreadable multipart form: " + err.Error())
+		return "", nil, unreadable(err)
 	}
 	for range maxParts {
 		part, err := mr.NextPart()
@@ -62,7 +64,7 @@ func readUpload(r *http.Request) (filename string, body io.Reader, err error) {
 			break
 		}
 		if err != nil {
-			return "", nil, badRequest("unreadable multipart form: " + err.Error())
+			return "", nil, unreadable(err)
 		}
 		if part.FormName() == "file" {
 			if part.FileName() == "" {
@@ -74,6 +76,16 @@ func readUpload(r *http.Request) (filename string, body io.Reader, err error) {
 	return "", nil, badRequest(`the form has no "file" field; choose a photo to upload`)
 }
 
+// unreadable is a form that could not be read: a client's mistake, unless
+// the body stopped arriving (pace.go).
+func unreadable(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return badRequest("unreadable multipart form: " + err.Error())
+}
+
 // upload streams the photo in r to imageproc in chunks, enforcing the live
 // upload limit as it goes. If anything fails midway the stream is
 // cancelled and imageproc keeps nothing.
@@ -83,22 +95,25 @@ func (s *Server) upload(r *http.Request) (*imageprocv1.Image, error) {
 		return nil, tooLarge(limit) // refuse before reading a byte
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, limit+multipartSlack)
-	filename, body, err := readUpload(r)
+	name, body, err := readUpload(r)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.Backend.Stream(r.Context())
 	defer cancel()
-	return sendUpload(ctx, s.Backend.Images, filename, body, limit)
+	// imageproc cleans the name as well (gRPC clients reach it directly),
+	// but a name that is not UTF-8 could not even travel in a protobuf
+	// string.
+	return sendUpload(ctx, s.Backend.Images, filename.Clean(name), body, limit)
 }
 
-func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, filename string, body io.Reader, limit int64) (*imageprocv1.Image, error) {
+func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, name string, body io.Reader, limit int64) (*imageprocv1.Image, error) {
 	stream, err := images.Upload(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if err := stream.Send(&imageprocv1.UploadRequest{Data: &imageprocv1.UploadRequest_Metadata{
-		Metadata: &imageprocv1.UploadMetadata{Filename: filename}}}); err != nil {
+		Metadata: &imageprocv1.UploadMetadata{Filename: name}}}); err != nil {
 		return nil, closeErr(stream, err)
 	}
 	buf := make([]byte, chunkSize)
@@ -122,6 +137,10 @@ func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, file
 			var tooBig *http.MaxBytesError
 			if errors.As(rerr, &tooBig) {
 				return nil, tooLarge(limit)
+			}
+			var e *Error
+			if errors.As(rerr, &e) {
+				return nil, e // too slow (pace.go)
 			}
 			return nil, badRequest("reading the upload failed: " + rerr.Error())
 		}

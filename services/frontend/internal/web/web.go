@@ -1,6 +1,7 @@
 // Package web is the frontend's HTTP surface: server-rendered pages, the
 // JSON API under /api/v1, image bytes, the demo controls and the probes,
-// all on one port.
+// all on one port. Its metrics are served elsewhere (main's METRICS_ADDR),
+// so the Ingress that exposes this port does not expose them.
 package web
 
 import (
@@ -53,6 +54,8 @@ type Deps struct {
 	Crash func()
 	// Started is when the process started.
 	Started time.Time
+	// Pace is the slowest request body waited for.
+	Pace Pace
 }
 
 // Server serves every route.
@@ -92,8 +95,9 @@ func New(d Deps) (*Server, error) {
 }
 
 // Handler returns every route behind the shared middleware: metrics by
-// route pattern, cross-origin protection for every state-changing request
-// (forms and API alike), and the security and identity headers.
+// route pattern, the security and identity headers, cross-origin
+// protection for every state-changing request (forms and API alike), and
+// the pace every request body must keep.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	// app routes are what a user or loadgen calls: the demo's injected
@@ -130,14 +134,27 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/admin/crash", s.apiCrash)
 
 	s.Health.Routes(mux)
-	mux.Handle("GET /metrics", s.Metrics.Handler())
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /theme.css", s.theme)
 	// Unmatched paths get a 404 (or 405) in the caller's format.
 	mux.HandleFunc("/", s.unmatched(mux))
 
-	return s.Metrics.Middleware(http.NewCrossOriginProtection().Handler(s.headers(mux)))
+	crossOrigin := http.NewCrossOriginProtection()
+	crossOrigin.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
+	return s.Metrics.Middleware(s.headers(crossOrigin.Handler(s.paceBodies(mux))))
+}
+
+// crossOrigin answers a state-changing request that a browser says came
+// from another site's page (the CSRF case). Clients that send neither
+// Sec-Fetch-Site nor Origin (curl, loadgen) are not browsers and pass.
+func (s *Server) crossOrigin(w http.ResponseWriter, r *http.Request) {
+	from := "another site"
+	if origin := r.Header.Get("Origin"); origin != "" {
+		from = origin
+	}
+	s.fail(w, r, &Error{Status: http.StatusForbidden, Title: "cross-origin request refused",
+		Detail: fmt.Sprintf("this %s came from a page of %s; photos and settings change only from this site's own pages", r.Method, from)})
 }
 
 // csp allows only this origin's scripts, styles and images: no inline

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubelab/kubelab/services/frontend/internal/demo"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
 	"github.com/kubelab/kubelab/services/platform/proctest"
 )
@@ -194,7 +195,7 @@ func TestBadInputIsRefusedAndLosesNothing(t *testing.T) {
 		{"not an image", "/api/v1/images", func() (string, string) {
 			b, ct := form(t, "file", "notes.txt", []byte("just some text, not a photo"))
 			return b.String(), ct
-		}, http.StatusBadRequest, ""},
+		}, http.StatusBadRequest, "not a JPEG, PNG, GIF or WebP image"},
 		{"truncated jpeg", "/api/v1/images", func() (string, string) {
 			b, ct := form(t, "file", "cut.jpg", jpeg[:len(jpeg)/2])
 			return b.String(), ct
@@ -230,6 +231,10 @@ func TestBadInputIsRefusedAndLosesNothing(t *testing.T) {
 			body, ct := tt.body()
 			resp, answer := h.do(t, http.MethodPost, tt.path, strings.NewReader(body), "Content-Type", ct)
 			assertProblem(t, resp, answer, tt.status, tt.detail)
+			// The fault is the photo's, not one message's of the stream.
+			if strings.Contains(answer, "chunk") {
+				t.Errorf("the detail speaks of chunks: %s", answer)
+			}
 		})
 	}
 
@@ -258,16 +263,32 @@ func TestSecurity(t *testing.T) {
 		}
 	}
 
-	// A form posted from another site is refused before any handler runs.
+	// A form posted from another site is refused before any handler runs,
+	// with a page for people and problem JSON for the API, saying why.
 	b, ct := form(t, "file", "x.jpg", pipelinetest.JPEG(10, 10, 1))
-	resp, _ = h.do(t, http.MethodPost, "/upload", b, "Content-Type", ct, "Sec-Fetch-Site", "cross-site")
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("cross-site upload: %d, want 403", resp.StatusCode)
+	resp, body := h.do(t, http.MethodPost, "/upload", b, "Content-Type", ct, "Sec-Fetch-Site", "cross-site")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "came from a page of another site") {
+		t.Fatalf("cross-site upload: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 	resp, _ = h.do(t, http.MethodPost, "/admin/login", strings.NewReader("token="+testToken),
 		"Content-Type", "application/x-www-form-urlencoded", "Origin", "https://evil.example")
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-origin login: %d, want 403", resp.StatusCode)
+	}
+	b, ct = form(t, "file", "x.jpg", pipelinetest.JPEG(10, 10, 1))
+	resp, body = h.do(t, http.MethodPost, "/api/v1/images", b, "Content-Type", ct, "Origin", "https://evil.example")
+	assertProblem(t, resp, body, http.StatusForbidden, "POST came from a page of https://evil.example")
+	if resp.Header.Get("X-Served-By") != "frontend-test-0" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("the refusal lacks the identity and security headers: %v", resp.Header)
+	}
+	resp, body = h.do(t, http.MethodDelete, "/api/v1/images/x", nil, "Sec-Fetch-Site", "same-site")
+	assertProblem(t, resp, body, http.StatusForbidden, "DELETE came from a page of another site")
+
+	// Metrics are not served here, where the Ingress routes (main serves
+	// them on METRICS_ADDR).
+	if resp, _ = h.do(t, http.MethodGet, "/metrics", nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/metrics on the public handler: %d, want 404", resp.StatusCode)
 	}
 
 	for _, path := range []string{"/static/../web.go", "/static/%2e%2e/web.go", "/static/templates/layout.html", "/media/..%2f..%2fetc%2fpasswd"} {
@@ -276,7 +297,7 @@ func TestSecurity(t *testing.T) {
 			t.Errorf("%s: %d leaked %q", path, resp.StatusCode, body[:min(len(body), 80)])
 		}
 	}
-	resp, body := h.do(t, http.MethodGet, "/static/style.css", nil)
+	resp, body = h.do(t, http.MethodGet, "/static/style.css", nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "--accent") {
 		t.Fatalf("style.css: %d", resp.StatusCode)
 	}
@@ -321,20 +342,49 @@ func TestDemoControls(t *testing.T) {
 		t.Fatalf("admin page not reachable under faults:\n%s", body)
 	}
 
-	// Readiness: forced off and back on, seen by the probe.
-	if resp, _ = put(`{"error_rate":0,"latency":"0s","unready":true}`, "Authorization", bearer); resp.StatusCode != http.StatusOK {
-		t.Fatal("set unready failed")
+	// Readiness: forced off and back on, seen by the probe. The answer
+	// and the panel say when it would have ended by itself.
+	before := time.Now()
+	resp, body = put(`{"error_rate":0,"latency":"0s","unready":true}`, "Authorization", bearer)
+	after := time.Now()
+	var st InfoDemo
+	if err := json.Unmarshal([]byte(body), &st); err != nil || resp.StatusCode != http.StatusOK || !st.Unready {
+		t.Fatalf("set unready: %d %s", resp.StatusCode, body)
+	}
+	if end := st.UnreadyUntil; end.Before(before.Add(demo.DefaultUnreadyFor)) || end.After(after.Add(demo.DefaultUnreadyFor)) {
+		t.Fatalf("unready_until %v, want %v after the request", end, demo.DefaultUnreadyFor)
 	}
 	if got := proctest.Status(h.URL + "/readyz"); got != http.StatusServiceUnavailable {
 		t.Fatalf("readyz while forced unready: %d", got)
 	}
 	_, body = h.do(t, http.MethodGet, "/", nil)
-	if !strings.Contains(body, "forced by the demo controls") {
-		t.Fatal("panel does not show the forced unreadiness")
+	if !strings.Contains(body, "forced by the demo controls until "+st.UnreadyUntil.Format("15:04:05 UTC")) {
+		t.Fatalf("panel does not show the forced unreadiness and its end:\n%s", body)
 	}
 	put(`{"unready":false}`, "Authorization", bearer)
 	if got := proctest.Status(h.URL + "/readyz"); got != http.StatusOK {
 		t.Fatalf("readyz after recovering: %d", got)
+	}
+	for _, bad := range []struct{ body, detail string }{
+		{`{"unready":true,"unready_for":"soon"}`, "unready_for"},
+		{`{"unready":true,"unready_for":"5h"}`, "unready_for 5h0m0s: want 1s to 10m0s"},
+		{`{"unready":true,"unready_for":"0s"}`, "unready_for 0s"},
+		{`{"unready_for":"30s"}`, `"unready": true`},
+		{`{"unready":false,"unready_for":"30s"}`, `"unready": true`},
+	} {
+		resp, body = put(bad.body, "Authorization", bearer)
+		assertProblem(t, resp, body, http.StatusBadRequest, bad.detail)
+	}
+
+	// Nobody recovers it this time: out of its Service, the pod could not
+	// be reached to be told. It turns ready again by itself.
+	resp, body = put(`{"unready":true,"unready_for":"1s"}`, "Authorization", bearer)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"unready":true`) {
+		t.Fatalf("unready for 1s: %d %s", resp.StatusCode, body)
+	}
+	proctest.WaitFor(t, "readiness to come back by itself", 30*time.Second, func() bool { return proctest.Status(h.URL+"/readyz") == http.StatusOK })
+	if _, body = h.do(t, http.MethodGet, "/api/v1/admin/demo", nil, "Authorization", bearer); !strings.Contains(body, `"unready":false`) || strings.Contains(body, "unready_until") {
+		t.Fatalf("demo state after the expiry: %s", body)
 	}
 
 	// Crash is only reachable with the token.
@@ -384,6 +434,18 @@ func TestLoginFormSession(t *testing.T) {
 	}
 	if resp, _ = h.do(t, http.MethodGet, "/", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("gallery after clearing: %d", resp.StatusCode)
+	}
+	if resp, body := post("/admin/demo", "action=unready&unready_for=forever", session); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unready_for") {
+		t.Fatalf("unready for forever: %d", resp.StatusCode)
+	}
+	if resp, _ = post("/admin/demo", "action=unready&unready_for=2m", session); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("unready form: %d", resp.StatusCode)
+	}
+	if _, body := h.do(t, http.MethodGet, "/admin", nil, "Cookie", session.Name+"="+session.Value); !strings.Contains(body, "It expires") || !strings.Contains(body, `id="unready-until"`) {
+		t.Fatalf("admin page does not say when readiness comes back:\n%s", body)
+	}
+	if resp, _ = post("/admin/demo", "action=ready", session); resp.StatusCode != http.StatusSeeOther || proctest.Status(h.URL+"/readyz") != http.StatusOK {
+		t.Fatalf("recover form: %d", resp.StatusCode)
 	}
 
 	// Rotating the token ends the session.

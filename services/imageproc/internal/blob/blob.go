@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -32,11 +33,13 @@ var ErrNotFound = errors.New("blob not found")
 // Dir is a blob directory:
 //
 //	sha256/ab/abcdef…   committed blobs, fanned out by the first two hex digits
-//	tmp/<instance>/     uploads in progress, one directory per process
+//	tmp/proc-<random>/  uploads in progress, one directory per process
 //
 // Several pods may share the volume. Each process writes only into its own
 // tmp directory and holds an flock on it; at start a process removes every
-// tmp directory whose lock it can take, because its owner has died.
+// tmp directory whose lock it can take, because its owner has died. A new
+// directory is locked before it gets its proc- name, so a sweep never finds
+// one that is alive but not yet locked.
 type Dir struct {
 	root string
 	tmp  string
@@ -53,19 +56,57 @@ func Open(root string) (*Dir, error) {
 	if err := sweep(filepath.Join(root, "tmp")); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(root, "tmp"), "proc-")
+	tmp, lock, err := newTmp(filepath.Join(root, "tmp"))
 	if err != nil {
-		return nil, fmt.Errorf("create tmp dir: %w", err)
+		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(tmp, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	return &Dir{root: root, tmp: tmp, lock: lock}, nil
+}
+
+const (
+	// stagingPrefix names a tmp directory still being set up: sweep
+	// leaves it alone until it is stagingMaxAge old, far longer than the
+	// microseconds its setup takes, so only a process that died within
+	// them leaves one for sweep to remove.
+	stagingPrefix = ".new-"
+	stagingMaxAge = time.Hour
+)
+
+// testHookBeforeLock runs between creating a tmp directory and locking
+// it; tests hold that moment open to race a sweep against it.
+var testHookBeforeLock = func(dir string) {}
+
+// newTmp makes this process's tmp directory, locked before it is visible
+// under its proc- name. Made and then locked under that name, it could be
+// swept by a pod starting in between: that pod would take the lock nobody
+// held yet and delete the directory under its owner.
+func newTmp(tmpRoot string) (string, *os.File, error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	name := hex.EncodeToString(rnd[:])
+	staging := filepath.Join(tmpRoot, stagingPrefix+name)
+	if err := os.Mkdir(staging, 0o750); err != nil {
+		return "", nil, fmt.Errorf("create tmp dir: %w", err)
+	}
+	testHookBeforeLock(staging)
+	lock, err := os.OpenFile(filepath.Join(staging, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("create tmp lock: %w", err)
+		_ = os.RemoveAll(staging)
+		return "", nil, fmt.Errorf("create tmp lock: %w", err)
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = lock.Close()
-		return nil, fmt.Errorf("lock tmp dir: %w", err)
+		_ = os.RemoveAll(staging)
+		return "", nil, fmt.Errorf("lock tmp dir: %w", err)
 	}
-	return &Dir{root: root, tmp: tmp, lock: lock}, nil
+	// The lock belongs to the open file, not the name: it survives the rename.
+	final := filepath.Join(tmpRoot, "proc-"+name)
+	if err := os.Rename(staging, final); err != nil {
+		_ = lock.Close()
+		_ = os.RemoveAll(staging)
+		return "", nil, fmt.Errorf("publish tmp dir: %w", err)
+	}
+	return final, lock, nil
 }
 
 // sweep removes the tmp directories of processes that no longer run.
@@ -76,19 +117,30 @@ func sweep(tmpRoot string) error {
 	}
 	for _, e := range entries {
 		dir := filepath.Join(tmpRoot, e.Name())
-		f, err := os.Open(filepath.Join(dir, ".lock"))
-		if err == nil {
-			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-				_ = f.Close()
-				continue // a live process owns it
+		if strings.HasPrefix(e.Name(), stagingPrefix) {
+			info, err := e.Info()
+			if err != nil || time.Since(info.ModTime()) < stagingMaxAge {
+				continue // being set up right now, or gone already
 			}
-			_ = f.Close()
+		}
+		if held(dir) {
+			continue // a live process owns it
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("remove leftover %s: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// held reports whether a live process holds dir's lock.
+func held(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, ".lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil
 }
 
 // Close releases this process's tmp directory.

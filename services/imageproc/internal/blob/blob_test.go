@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kubelab/kubelab/services/imageproc/internal/blob"
 )
@@ -127,6 +128,33 @@ func TestOpenSweepsDeadProcessesOnly(t *testing.T) {
 	}
 	if _, err := w.Commit(); err != nil {
 		t.Fatalf("live process's upload was disturbed: %v", err)
+	}
+}
+
+// A directory still being set up (".new-") is another pod starting: left
+// alone. One an hour old is a pod that died in that moment: removed.
+func TestOpenSweepsOnlyStaleUnfinishedDirs(t *testing.T) {
+	root := t.TempDir()
+	young, stale := filepath.Join(root, "tmp", ".new-young"), filepath.Join(root, "tmp", ".new-stale")
+	for _, dir := range []string{young, stale} {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	d, err := blob.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := os.Stat(young); err != nil {
+		t.Fatalf("a directory being set up was swept: %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatal("a stale unfinished directory was not swept")
 	}
 }
 

@@ -16,6 +16,11 @@ import (
 // toStatus maps an error to the gRPC status a client can act on. Only
 // errors whose text is safe and useful reach the client; anything else is
 // logged and reported generically.
+//
+// The code decides what clients do next, so only a passing outage is
+// Unavailable (clients retry it at once, and the worker gives the task back
+// without counting an attempt). A fault that would repeat (a constraint
+// violated, a full disk, a bug) is Internal: retried at once it would spin.
 func toStatus(ctx context.Context, log *slog.Logger, what string, err error) error {
 	if err == nil {
 		return nil
@@ -30,15 +35,16 @@ func toStatus(ctx context.Context, log *slog.Logger, what string, err error) err
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, pipeline.ErrTooLarge), errors.Is(err, blob.ErrTooLarge):
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, pipeline.ErrInvalid):
+	case errors.Is(err, pipeline.ErrInvalid), errors.Is(err, pipeline.ErrOutOfBounds):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, what+": canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, what+": deadline exceeded")
+	case store.Unavailable(err):
+		log.WarnContext(ctx, what+" failed: the database is unavailable", "err", err)
+		return status.Error(codes.Unavailable, what+": the database is unavailable; retry")
 	}
 	log.ErrorContext(ctx, what+" failed", "err", err)
-	// Most unclassified errors here are the database being unreachable,
-	// which a client may retry.
-	return status.Error(codes.Unavailable, what+" failed; see the imageproc log")
+	return status.Error(codes.Internal, what+" failed; see the imageproc log")
 }

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
-	"strings"
-	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,6 +14,7 @@ import (
 	"github.com/kubelab/kubelab/services/imageproc/internal/blob"
 	"github.com/kubelab/kubelab/services/imageproc/internal/store"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline"
+	"github.com/kubelab/kubelab/services/platform/filename"
 )
 
 // Images implements imageproc.v1.ImageService.
@@ -24,6 +22,10 @@ type Images struct {
 	imageprocv1.UnimplementedImageServiceServer
 	*deps
 	transforms chan struct{} // semaphore bounding concurrent transforms
+	// renders are the transforms in progress, by content and spec.
+	renders flights[store.Variant]
+	// run is pipeline.Run; tests count and pace its calls through it.
+	run func(context.Context, io.Writer, io.ReadSeeker, pipeline.Spec, pipeline.Limits) (pipeline.Result, error)
 }
 
 // firstMetadata receives the first message of an upload stream and returns
@@ -77,17 +79,17 @@ func (s *Images) receiveImage(ctx context.Context, what string, next func() ([]b
 		}
 	}
 	if w.Size() == 0 {
-		return received{}, status.Error(codes.InvalidArgument, "chunk: the upload has no bytes")
+		return received{}, status.Error(codes.InvalidArgument, "the upload has no bytes")
 	}
 	info, err := pipeline.Probe(w.Reader(), s.limits.MaxPixels)
 	if errors.Is(err, pipeline.ErrTooLarge) {
 		return received{}, status.Errorf(codes.ResourceExhausted, "%v (MAX_PIXELS=%d)", err, s.limits.MaxPixels)
 	}
 	if err != nil {
-		return received{}, status.Errorf(codes.InvalidArgument, "chunk: not a JPEG, PNG, GIF or WebP image: %v", err)
+		return received{}, status.Errorf(codes.InvalidArgument, "not a JPEG, PNG, GIF or WebP image: %v", err)
 	}
 	if err := pipeline.CheckComplete(w.Reader(), w.Size(), info.Format); err != nil {
-		return received{}, status.Errorf(codes.InvalidArgument, "chunk: %v", err)
+		return received{}, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if accept != nil {
 		if err := accept(info); err != nil {
@@ -102,26 +104,6 @@ func (s *Images) receiveImage(ctx context.Context, what string, next func() ([]b
 	return received{info: info, size: size, sum: sum}, nil
 }
 
-// cleanFilename keeps the base name, drops control characters and bounds
-// the length: the name is shown in pages and headers, never used as a path.
-func cleanFilename(name string) string {
-	name = filepath.Base(strings.ReplaceAll(name, `\`, "/"))
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '"' {
-			return -1
-		}
-		return r
-	}, name)
-	if len(name) > 200 {
-		// Cut on a rune boundary: the name must stay valid UTF-8.
-		name = strings.ToValidUTF8(name[:200], "")
-	}
-	if name == "." || name == ".." || name == "/" || strings.TrimSpace(name) == "" {
-		return "upload"
-	}
-	return name
-}
-
 // Upload stores a photo from a client stream: metadata first, then chunks.
 func (s *Images) Upload(stream grpc.ClientStreamingServer[imageprocv1.UploadRequest, imageprocv1.UploadResponse]) error {
 	ctx := stream.Context()
@@ -132,12 +114,12 @@ func (s *Images) Upload(stream grpc.ClientStreamingServer[imageprocv1.UploadRequ
 	up, err := s.receiveImage(ctx, "upload", func() ([]byte, bool, error) {
 		m, err := stream.Recv()
 		return m.GetChunk(), m.GetMetadata() == nil, err
-	}, nil)
+	}, func(info pipeline.Info) error { return s.viewable(ctx, info) })
 	if err != nil {
 		return err
 	}
 	img, err := s.store.CreateImage(ctx, store.Image{
-		ID: store.NewID(), Filename: cleanFilename(md.GetFilename()), ContentType: up.info.ContentType(),
+		ID: store.NewID(), Filename: filename.Clean(md.GetFilename()), ContentType: up.info.ContentType(),
 		SizeBytes: up.size, Width: up.info.Width, Height: up.info.Height, SHA256: up.sum,
 	})
 	if err != nil {
@@ -166,7 +148,8 @@ func (s *Images) GetImage(ctx context.Context, req *imageprocv1.GetImageRequest)
 
 const (
 	defaultPageSize = 20
-	maxPageSize     = 100
+	// The API's one limit, from the .proto: larger pages are clamped.
+	maxPageSize = int(imageprocv1.Limit_LIMIT_MAX_PAGE_SIZE)
 )
 
 // ListImages pages through images, newest first. The page token is the
@@ -241,6 +224,12 @@ func (s *Images) Download(req *imageprocv1.DownloadRequest, stream grpc.ServerSt
 }
 
 // Transform makes (or finds) the variant for the requested operations.
+//
+// Identical requests arriving together share one render, keyed by the
+// original's content and the canonical spec: the first starts it, the
+// others wait for it, and it stops only when every one of them has gone.
+// Each then records the variant for its own image (images with the same
+// content share the rendered blob).
 func (s *Images) Transform(ctx context.Context, req *imageprocv1.TransformRequest) (*imageprocv1.TransformResponse, error) {
 	spec, err := specFromProto(req.GetOperations(), req.GetOutput())
 	if err != nil {
@@ -255,25 +244,44 @@ func (s *Images) Transform(ctx context.Context, req *imageprocv1.TransformReques
 		return &imageprocv1.TransformResponse{Variant: variantToProto(v), Cached: true}, nil
 	}
 
+	v, release, err := s.renders.do(ctx, img.SHA256+"|"+key, func(ctx context.Context) (store.Variant, error) {
+		return s.renderInSlot(ctx, img, spec)
+	}, s.collectVariant)
+	if errors.Is(err, pipeline.ErrOverBudget) {
+		return nil, s.overBudget(err)
+	}
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "transform", err)
+	}
+	v.ImageID = img.ID
+	stored, created, err := s.store.PutVariant(ctx, v)
+	// Unused when it failed, or lost a race to a different blob (kept the
+	// first); the last of the callers sharing the render cleans it up.
+	release(err == nil && stored.SHA256 == v.SHA256)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "record variant", err)
+	}
+	return &imageprocv1.TransformResponse{Variant: variantToProto(stored), Cached: !created}, nil
+}
+
+// collectVariant removes a rendered blob that no row came to refer to.
+func (s *Images) collectVariant(ctx context.Context, v store.Variant) { s.collect(ctx, v.SHA256) }
+
+// renderInSlot waits for a transform slot, then renders, unless the
+// variant appeared meanwhile (made by another pod, or by a render that
+// ended just before this one started). When ctx ends it gives the slot, or
+// its place in the queue for one, back at once.
+func (s *Images) renderInSlot(ctx context.Context, img store.Image, spec pipeline.Spec) (store.Variant, error) {
 	select {
 	case s.transforms <- struct{}{}:
 		defer func() { <-s.transforms }()
 	case <-ctx.Done():
-		return nil, toStatus(ctx, s.log, "transform", ctx.Err())
+		return store.Variant{}, ctx.Err()
 	}
-	v, err := s.render(ctx, img, spec)
-	if err != nil {
-		return nil, toStatus(ctx, s.log, "transform", err)
+	if v, err := s.store.GetVariant(ctx, img.ID, spec.String()); err == nil {
+		return v, nil
 	}
-	stored, created, err := s.store.PutVariant(ctx, v)
-	if err != nil {
-		s.collect(context.WithoutCancel(ctx), v.SHA256)
-		return nil, toStatus(ctx, s.log, "record variant", err)
-	}
-	if !created && stored.SHA256 != v.SHA256 {
-		s.collect(context.WithoutCancel(ctx), v.SHA256) // lost a race; keep the first
-	}
-	return &imageprocv1.TransformResponse{Variant: variantToProto(stored), Cached: !created}, nil
+	return s.render(ctx, img, spec)
 }
 
 // render runs the pipeline on an image's original into a new blob.
@@ -288,7 +296,11 @@ func (s *Images) render(ctx context.Context, img store.Image, spec pipeline.Spec
 		return store.Variant{}, err
 	}
 	defer w.Abort()
-	res, err := pipeline.Run(w, src, spec, s.limits.MaxPixels)
+	run := s.run
+	if run == nil {
+		run = pipeline.Run
+	}
+	res, err := run(ctx, w, src, spec, s.pipelineLimits())
 	if err != nil {
 		return store.Variant{}, err
 	}
@@ -323,7 +335,7 @@ func (s *Images) UploadVariant(stream grpc.ClientStreamingServer[imageprocv1.Upl
 		return m.GetChunk(), m.GetMetadata() == nil, err
 	}, func(info pipeline.Info) error {
 		if info.ContentType() != spec.Format.ContentType() {
-			return status.Errorf(codes.InvalidArgument, "chunk: is %s but the spec asks for %s", info.ContentType(), spec.Format.ContentType())
+			return status.Errorf(codes.InvalidArgument, "the variant is %s but the spec asks for %s", info.ContentType(), spec.Format.ContentType())
 		}
 		return nil
 	})

@@ -26,14 +26,39 @@ func (q *Queue) SubmitBatch(ctx context.Context, req *imageprocv1.SubmitBatchReq
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if len(req.GetImageIds()) > 10000 {
-		return nil, status.Error(codes.InvalidArgument, "image_ids: at most 10000 per batch")
+	if limit := int(imageprocv1.Limit_LIMIT_MAX_BATCH_IMAGES); len(req.GetImageIds()) > limit {
+		return nil, status.Errorf(codes.InvalidArgument, "image_ids: at most %d per batch; for every photo, send none", limit)
 	}
 	b, err := q.store.CreateBatch(ctx, store.NewID(), spec.String(), req.GetImageIds())
 	if err != nil {
 		return nil, toStatus(ctx, q.log, "submit batch", err)
 	}
 	return &imageprocv1.SubmitBatchResponse{Batch: batchToProto(b)}, nil
+}
+
+// QueueMissingVariants queues the variant for every photo that lacks it, in
+// one statement: the caller lists nothing, so no page or batch limit can
+// stop it however large the gallery grows.
+func (q *Queue) QueueMissingVariants(ctx context.Context, req *imageprocv1.QueueMissingVariantsRequest) (*imageprocv1.QueueMissingVariantsResponse, error) {
+	spec, err := specFromProto(req.GetOperations(), req.GetOutput())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	id := store.NewID()
+	n, err := q.store.QueueMissing(ctx, id, spec.String(), req.GetDryRun())
+	if err != nil {
+		return nil, toStatus(ctx, q.log, "queue missing variants", err)
+	}
+	resp := &imageprocv1.QueueMissingVariantsResponse{Missing: int32(n)}
+	if n == 0 || req.GetDryRun() {
+		return resp, nil
+	}
+	b, err := q.store.GetBatch(ctx, id)
+	if err != nil {
+		return nil, toStatus(ctx, q.log, "queue missing variants", err)
+	}
+	resp.Batch = batchToProto(b)
+	return resp, nil
 }
 
 // GetBatch reports progress.
@@ -134,7 +159,11 @@ func (q *Queue) FailTask(ctx context.Context, req *imageprocv1.FailTaskRequest) 
 	if len(msg) > 1000 {
 		msg = msg[:1000]
 	}
-	st, err := q.store.FailTask(ctx, id, req.GetWorker(), msg)
+	retryAfter := req.GetRetryAfter().AsDuration() // unset: 0, at once
+	if retryAfter < 0 || retryAfter > 24*time.Hour {
+		return nil, status.Error(codes.InvalidArgument, "retry_after: must be between 0 and 24h")
+	}
+	st, err := q.store.FailTask(ctx, id, req.GetWorker(), msg, retryAfter)
 	if err != nil {
 		return nil, toStatus(ctx, q.log, "fail task", err)
 	}

@@ -21,6 +21,10 @@ type Limits struct {
 	// Transforms is how many transforms may run at once; further ones wait.
 	// Zero means one per CPU: transforms are CPU-bound.
 	Transforms int
+	// MemoryLimit is the container's memory limit in bytes, which the
+	// transforms running at once share (pipeline.MemoryBudget); zero means
+	// none is known, and only MaxPixels bounds a transform's memory.
+	MemoryLimit int64
 }
 
 // chunkSize is the size of download messages: big enough to amortise

@@ -275,6 +275,44 @@ func (p *Postgres) CreateBatch(ctx context.Context, id, spec string, imageIDs []
 	return p.GetBatch(ctx, id)
 }
 
+// queueMissingSQL is one statement however many images there are: the
+// variants' primary key and tasks_image answer each NOT EXISTS by index.
+const queueMissingSQL = `INSERT INTO tasks (batch_id, image_id, spec)
+	SELECT $1, i.id, $2 FROM images i
+	WHERE NOT EXISTS (SELECT 1 FROM variants v WHERE v.image_id = i.id AND v.spec = $2)
+	  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.image_id = i.id AND t.spec = $2 AND t.state IN ('pending', 'leased'))
+	ORDER BY i.id`
+
+// errNothingQueued rolls back a batch that would be empty or is a dry run.
+var errNothingQueued = errors.New("nothing queued")
+
+func (p *Postgres) QueueMissing(ctx context.Context, id, spec string, dryRun bool) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		// Two runs at once (a manual Job beside the scheduled one) would
+		// each see the other's tasks as not yet there; one at a time per
+		// spec, the second sees them committed and queues nothing twice.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('queue missing ' || $1::text))`, spec); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO batches (id, spec) VALUES ($1, $2)`, id, spec); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, queueMissingSQL, id, spec)
+		if err != nil {
+			return err
+		}
+		if n = int(tag.RowsAffected()); n == 0 || dryRun {
+			return errNothingQueued
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNothingQueued) {
+		return 0, fmt.Errorf("queue missing variants: %w", err)
+	}
+	return n, nil
+}
+
 func (p *Postgres) GetBatch(ctx context.Context, id string) (Batch, error) {
 	b := Batch{ID: id}
 	err := p.pool.QueryRow(ctx, `SELECT b.spec, b.created_at,
@@ -342,12 +380,15 @@ func (p *Postgres) OpenTasks(ctx context.Context, shardIndex, shardCount int) (i
 	return n, nil
 }
 
-// claimSQL leases the next tasks. The inner SELECT walks the tasks_open
-// partial index in id order and skips rows other claimers hold locked.
+// claimSQL leases the next tasks: pending ones whose retry time has come
+// and leased ones whose lease has expired. The inner SELECT walks the
+// tasks_open partial index in id order and skips rows other claimers hold
+// locked.
 const claimSQL = `WITH picked AS (
 		SELECT id AS pick FROM tasks
 		WHERE state IN ('pending', 'leased')
-		  AND (state = 'pending' OR lease_expires_at < now())
+		  AND (state = 'pending' AND (not_before IS NULL OR not_before <= now())
+		       OR state = 'leased' AND lease_expires_at < now())
 		  AND ($3 = 0 OR id % $3 = $4)
 		ORDER BY id
 		LIMIT $2
@@ -388,12 +429,12 @@ func (p *Postgres) CompleteTask(ctx context.Context, taskID int64, worker string
 	return p.exec1(ctx, taskID, worker, `UPDATE tasks SET state = 'done', lease_owner = NULL, lease_expires_at = NULL WHERE `+held)
 }
 
-func (p *Postgres) FailTask(ctx context.Context, taskID int64, worker, msg string) (TaskState, error) {
+func (p *Postgres) FailTask(ctx context.Context, taskID int64, worker, msg string, retryAfter time.Duration) (TaskState, error) {
 	var st TaskState
 	err := p.pool.QueryRow(ctx, `UPDATE tasks SET
 			state = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
-			last_error = $4, lease_owner = NULL, lease_expires_at = NULL
-		WHERE `+held+` RETURNING state`, taskID, worker, p.maxAttempts, msg).Scan(&st)
+			last_error = $4, lease_owner = NULL, lease_expires_at = NULL, not_before = now() + $5::interval
+		WHERE `+held+` RETURNING state`, taskID, worker, p.maxAttempts, msg, retryAfter).Scan(&st)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", leaseLost(taskID, worker)
 	}

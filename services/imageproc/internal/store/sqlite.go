@@ -22,6 +22,14 @@ type SQLite struct {
 	maxAttempts int
 }
 
+// sqliteMigrations bring a file up to date, in order; PRAGMA user_version
+// counts those applied. The first is the original schema, written with IF
+// NOT EXISTS because files made before the count existed hold it at 0.
+var sqliteMigrations = []string{sqliteSchema, `
+ALTER TABLE tasks ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tasks_image ON tasks (image_id);
+`}
+
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS images (
 	id TEXT PRIMARY KEY, filename TEXT NOT NULL, content_type TEXT NOT NULL,
@@ -54,11 +62,33 @@ func OpenSQLite(ctx context.Context, path string, maxAttempts int) (*SQLite, err
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+	s := &SQLite{db: db, maxAttempts: maxAttempts}
+	if err := s.migrate(ctx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
+		return nil, fmt.Errorf("migrate sqlite schema in %s: %w", path, err)
 	}
-	return &SQLite{db: db, maxAttempts: maxAttempts}, nil
+	return s, nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	for i := version; i < len(sqliteMigrations); i++ {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, sqliteMigrations[i]); err != nil {
+				return err
+			}
+			// PRAGMA takes no parameters; i+1 is a number we made.
+			_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	return nil
 }
 
 func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -255,6 +285,32 @@ func (s *SQLite) CreateBatch(ctx context.Context, id, spec string, imageIDs []st
 	return s.GetBatch(ctx, id)
 }
 
+func (s *SQLite) QueueMissing(ctx context.Context, id, spec string, dryRun bool) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO batches VALUES (?, ?, ?)`, id, spec, stamp()); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO tasks (batch_id, image_id, spec)
+			SELECT ?1, i.id, ?2 FROM images i
+			WHERE NOT EXISTS (SELECT 1 FROM variants v WHERE v.image_id = i.id AND v.spec = ?2)
+			  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.image_id = i.id AND t.spec = ?2 AND t.state IN ('pending', 'leased'))
+			ORDER BY i.id`, id, spec)
+		if err != nil {
+			return err
+		}
+		affected, err := res.RowsAffected()
+		if n = int(affected); err == nil && (n == 0 || dryRun) {
+			return errNothingQueued
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, errNothingQueued) {
+		return 0, wrap("queue missing variants", err)
+	}
+	return n, nil
+}
+
 func (s *SQLite) GetBatch(ctx context.Context, id string) (Batch, error) {
 	b := Batch{ID: id}
 	var at int64
@@ -283,7 +339,8 @@ func (s *SQLite) ClaimTasks(ctx context.Context, c Claim) ([]Task, error) {
 		rows, err := tx.QueryContext(ctx, `UPDATE tasks SET state = 'leased', lease_owner = ?1,
 				lease_expires_at = ?2, attempts = attempts + 1
 			WHERE id IN (SELECT id FROM tasks
-				WHERE state IN ('pending', 'leased') AND (state = 'pending' OR lease_expires_at < ?3)
+				WHERE state IN ('pending', 'leased')
+				  AND (state = 'pending' AND not_before <= ?3 OR state = 'leased' AND lease_expires_at < ?3)
 				  AND (?4 = 0 OR id % ?4 = ?5)
 				ORDER BY id LIMIT ?6)
 			RETURNING `+sqliteTaskCols,
@@ -330,9 +387,9 @@ func (s *SQLite) CompleteTask(ctx context.Context, taskID int64, worker string) 
 	return err
 }
 
-func (s *SQLite) FailTask(ctx context.Context, taskID int64, worker, msg string) (TaskState, error) {
+func (s *SQLite) FailTask(ctx context.Context, taskID int64, worker, msg string, retryAfter time.Duration) (TaskState, error) {
 	if _, err := s.update1(ctx, taskID, worker, `state = CASE WHEN attempts >= ?4 THEN 'failed' ELSE 'pending' END,
-		last_error = ?5, lease_owner = '', lease_expires_at = 0`, s.maxAttempts, msg); err != nil {
+		last_error = ?5, lease_owner = '', lease_expires_at = 0, not_before = ?3 + ?6`, s.maxAttempts, msg, retryAfter.Nanoseconds()); err != nil {
 		return "", err
 	}
 	var st TaskState

@@ -119,10 +119,17 @@ type Store interface {
 	// CreateBatch queues one task per image for spec; no imageIDs means
 	// every image. An unknown image ID fails the whole batch.
 	CreateBatch(ctx context.Context, id, spec string, imageIDs []string) (Batch, error)
+	// QueueMissing queues, as batch id, a task for spec for every image
+	// that has neither a variant of spec nor a pending or leased task for
+	// it, in one statement however many images there are, and returns how
+	// many it queued. With none, or with dryRun, it stores nothing (no
+	// batch either) and returns how many it would have queued.
+	QueueMissing(ctx context.Context, id, spec string, dryRun bool) (int, error)
 	GetBatch(ctx context.Context, id string) (Batch, error)
-	// ClaimTasks leases pending tasks, and tasks whose lease has expired,
-	// to one worker; never one task to two workers. Each claim counts as an
-	// attempt; a task whose lease expires after its last attempt is failed.
+	// ClaimTasks leases pending tasks whose retry time has come, and tasks
+	// whose lease has expired, to one worker; never one task to two
+	// workers. Each claim counts as an attempt; a task whose lease expires
+	// after its last attempt is failed.
 	ClaimTasks(ctx context.Context, c Claim) ([]Task, error)
 	// OpenTasks counts the tasks in a shard (shardCount 0: all) that are
 	// pending or leased: the work not yet finished.
@@ -130,8 +137,9 @@ type Store interface {
 	RenewLease(ctx context.Context, taskID int64, worker string, lease time.Duration) (time.Time, error)
 	CompleteTask(ctx context.Context, taskID int64, worker string) error
 	// FailTask records msg and returns Pending if the task will be retried
-	// or Failed if its attempts are used up.
-	FailTask(ctx context.Context, taskID int64, worker, msg string) (TaskState, error)
+	// (claimable once retryAfter has passed) or Failed if its attempts are
+	// used up.
+	FailTask(ctx context.Context, taskID int64, worker, msg string, retryAfter time.Duration) (TaskState, error)
 	// ReleaseTask returns a task to the queue without counting the attempt.
 	ReleaseTask(ctx context.Context, taskID int64, worker string) error
 }

@@ -5,6 +5,8 @@ package pipelinetest
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"image"
 	"image/jpeg"
 	"image/png"
@@ -70,4 +72,105 @@ func LargeJPEG(size int) []byte {
 		out = append(out, comment...)
 	}
 	return append(out, small[2:]...)
+}
+
+// DeepPNG returns a w×h PNG of 16-bit RGBA pixels, all transparent black:
+// a legal file of 380 KB for 7000×7000 that decodes to 8 bytes a pixel,
+// 392 MB. Its compressed stream is written by hand (one deflate block that
+// repeats a zero byte 258 at a time, two bits per repeat, as zlib's best
+// compression does), so making it costs no time of its own.
+func DeepPNG(w, h int) []byte {
+	var out bytes.Buffer
+	out.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		out.Write(binary.BigEndian.AppendUint32(nil, uint32(len(data))))
+		crc := crc32.NewIEEE()
+		crc.Write([]byte(typ))
+		crc.Write(data)
+		out.WriteString(typ)
+		out.Write(data)
+		out.Write(binary.BigEndian.AppendUint32(nil, crc.Sum32()))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	chunk("IHDR", append(ihdr, 16, 6, 0, 0, 0)) // 16 bits, RGBA, deflate, no filter, not interlaced
+	chunk("IDAT", zlibZeros(h*(1+8*w)))         // each row: filter "none", then its pixels
+	chunk("IEND", nil)
+	return out.Bytes()
+}
+
+// zlibZeros is a zlib stream of n zero bytes, n ≥ 1.
+func zlibZeros(n int) []byte {
+	var bw bitWriter
+	bw.out = []byte{0x78, 0x01} // deflate, 32 KiB window, no dictionary
+	bw.bits(1, 1)               // the final block
+	bw.bits(2, 2)               // with Huffman codes of its own
+	// Literal/length codes: 285 (a copy of 258 bytes) is "0", the zero
+	// byte "10", the end of the block "11"; one distance code, 1, is "0".
+	bw.bits(286-257, 5) // 286 literal/length codes
+	bw.bits(0, 5)       // and one distance code
+	// The code-length code, its lengths in the order RFC 1951 lists them
+	// (16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1): 18
+	// (a run of zeros) is "0", length 1 is "10", length 2 is "11".
+	bw.bits(18-4, 4)
+	for _, l := range []uint64{0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2} {
+		bw.bits(l, 3)
+	}
+	code := func(c string) { // a Huffman code, first bit first
+		for _, b := range c {
+			bw.bits(uint64(b-'0'), 1)
+		}
+	}
+	// The lengths of the literal/length and distance codes, in that code.
+	zeroRun := func(k int) { code("0"); bw.bits(uint64(k-11), 7) }
+	code("11")   // literal 0: length 2
+	zeroRun(138) // literals 1–138 unused
+	zeroRun(117) // literals 139–255 unused
+	code("11")   // 256, end of block: length 2
+	zeroRun(28)  // lengths 257–284 unused
+	code("10")   // 285: length 1
+	code("10")   // distance code 0: length 1
+	// The data, in the literal/length and distance codes.
+	code("10") // the first zero, as a literal
+	copies, rest := (n-1)/258, (n-1)%258
+	bw.zeros(2 * copies) // each copy of 258: "0" for 285, "0" for distance 1
+	for range rest {
+		code("10")
+	}
+	code("11")
+	bw.flush()
+	// Adler-32 of n zeros: the byte sum stays 1, the sum of sums is n.
+	return binary.BigEndian.AppendUint32(bw.out, uint32(n%65521)<<16|1)
+}
+
+// bitWriter packs bits least significant first, as deflate does.
+type bitWriter struct {
+	out  []byte
+	acc  uint64
+	nacc uint
+}
+
+func (w *bitWriter) bits(v uint64, n uint) {
+	w.acc |= v << w.nacc
+	w.nacc += n
+	for w.nacc >= 8 {
+		w.out = append(w.out, byte(w.acc))
+		w.acc >>= 8
+		w.nacc -= 8
+	}
+}
+
+func (w *bitWriter) zeros(n int) {
+	for ; n > 0 && w.nacc%8 != 0; n-- {
+		w.bits(0, 1)
+	}
+	w.out = append(w.out, make([]byte, n/8)...)
+	w.bits(0, uint(n%8))
+}
+
+func (w *bitWriter) flush() {
+	if w.nacc > 0 {
+		w.out = append(w.out, byte(w.acc))
+		w.acc, w.nacc = 0, 0
+	}
 }

@@ -29,16 +29,12 @@ type Config struct {
 
 // Report is what a run did.
 type Report struct {
-	Images            int    `json:"images"`
 	MissingThumbnails int    `json:"missing_thumbnails"`
 	Batch             string `json:"batch,omitempty"`
 	ExpiredVariants   int32  `json:"expired_variants"`
 	OrphanedBlobs     int32  `json:"orphaned_blobs"`
 	FreedBytes        int64  `json:"freed_bytes"`
 }
-
-// maxImages bounds one run's walk over the gallery.
-const maxImages = 100000
 
 // Run does the chores in order: queue thumbnails for photos that lack
 // one, then expire old variants and collect orphaned blobs.
@@ -50,40 +46,24 @@ func Run(ctx context.Context, cfg Config, images imageprocv1.ImageServiceClient,
 	}
 	thumb := thumbSpec.String()
 
-	var missing []string
-	for token := ""; r.Images < maxImages; {
-		page, err := images.ListImages(ctx, &imageprocv1.ListImagesRequest{PageSize: 500, PageToken: token})
-		if err != nil {
-			return r, fmt.Errorf("list images: %w", err)
-		}
-		for _, img := range page.GetImages() {
-			r.Images++
-			got, err := images.GetImage(ctx, &imageprocv1.GetImageRequest{Id: img.GetId()})
-			if err != nil {
-				return r, fmt.Errorf("get image %s: %w", img.GetId(), err)
-			}
-			if !hasSpec(got.GetVariants(), thumb) {
-				missing = append(missing, img.GetId())
-			}
-		}
-		if token = page.GetNextPageToken(); token == "" {
-			break
-		}
+	// Queued rather than made here: the same workers (this pod included,
+	// right after) do the work, with leases and retries. imageproc picks
+	// the photos in one statement, so no list of them crosses the wire
+	// and no page or batch limit bounds the gallery; photos already queued
+	// are skipped, so a rerun queues nothing twice.
+	resp, err := queue.QueueMissingVariants(ctx, &imageprocv1.QueueMissingVariantsRequest{DryRun: cfg.DryRun,
+		Operations: []*imageprocv1.Operation{{Op: &imageprocv1.Operation_Thumbnail{Thumbnail: &imageprocv1.Thumbnail{Size: int32(cfg.ThumbnailSize)}}}}})
+	if err != nil {
+		return r, fmt.Errorf("queue missing thumbnails: %w", err)
 	}
-	r.MissingThumbnails = len(missing)
-	log.Info("checked thumbnails", "images", r.Images, "missing", len(missing), "spec", thumb)
-	if len(missing) > 0 && !cfg.DryRun {
-		// Queued rather than made here: the same workers (this pod
-		// included, right after) do the work, with leases and retries. A
-		// rerun may queue a photo twice; the second task finds the
-		// variant stored and changes nothing.
-		resp, err := queue.SubmitBatch(ctx, &imageprocv1.SubmitBatchRequest{ImageIds: missing,
-			Operations: []*imageprocv1.Operation{{Op: &imageprocv1.Operation_Thumbnail{Thumbnail: &imageprocv1.Thumbnail{Size: int32(cfg.ThumbnailSize)}}}}})
-		if err != nil {
-			return r, fmt.Errorf("queue missing thumbnails: %w", err)
-		}
-		r.Batch = resp.GetBatch().GetId()
-		log.Info("queued missing thumbnails", "batch", r.Batch, "tasks", len(missing))
+	r.MissingThumbnails, r.Batch = int(resp.GetMissing()), resp.GetBatch().GetId()
+	switch {
+	case cfg.DryRun:
+		log.Info("counted missing thumbnails; dry run, none queued", "missing", r.MissingThumbnails, "spec", thumb)
+	case r.Batch == "":
+		log.Info("no thumbnail missing", "missing", 0, "spec", thumb)
+	default:
+		log.Info("queued missing thumbnails", "missing", r.MissingThumbnails, "batch", r.Batch, "spec", thumb)
 	}
 
 	gc, err := images.CollectGarbage(ctx, &imageprocv1.CollectGarbageRequest{
@@ -97,13 +77,4 @@ func Run(ctx context.Context, cfg Config, images imageprocv1.ImageServiceClient,
 	log.Info("collected garbage", "expired_variants", r.ExpiredVariants, "orphaned_blobs", r.OrphanedBlobs,
 		"freed_bytes", r.FreedBytes, "dry_run", cfg.DryRun)
 	return r, nil
-}
-
-func hasSpec(vs []*imageprocv1.Variant, spec string) bool {
-	for _, v := range vs {
-		if v.GetSpec() == spec {
-			return true
-		}
-	}
-	return false
 }

@@ -100,7 +100,7 @@ func queueOverhead(b *testing.B, c clients) {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		if _, err := pipeline.Run(io.Discard, bytes.NewReader(photo), thumbSpec, 50_000_000); err != nil {
+		if _, err := pipeline.Run(b.Context(), io.Discard, bytes.NewReader(photo), thumbSpec, pipeline.Limits{MaxPixels: 50_000_000}); err != nil {
 			b.Fatal(err)
 		}
 		queue += t1.Sub(t0)

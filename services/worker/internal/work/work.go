@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,27 @@ type Config struct {
 	Poll time.Duration
 	// Progress is the interval of the progress log line.
 	Progress time.Duration
+	// RetryBackoff is how long a task that failed its first attempt waits
+	// before any worker may claim it again; each further attempt doubles
+	// it, up to RetryBackoffMax. Zero retries at once.
+	RetryBackoff, RetryBackoffMax time.Duration
+}
+
+// retryAfter is the wait before attempt+1 of a task that failed: the
+// exponential backoff for attempt, drawn at random from the upper half of
+// it, so that tasks failing together (every task while the disk is full)
+// do not come back together, and never less than half of it, so a fault
+// that repeats is never retried in a tight loop.
+func (c Config) retryAfter(attempt int32) time.Duration {
+	d := c.RetryBackoff
+	for i := int32(1); i < attempt && d < c.RetryBackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.RetryBackoffMax)
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
 }
 
 // ErrUnreachable means imageproc did not answer for Config.Wait: a failure
@@ -99,7 +121,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	defer stopAfter()
 
-	tasks := make(chan *imageprocv1.Task)
+	tasks := make(chan leased)
 	free := make(chan struct{}, w.cfg.Concurrency) // one token per idle slot
 	for range w.cfg.Concurrency {
 		free <- struct{}{}
@@ -125,7 +147,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	return err
 }
 
-func (w *Worker) claimLoop(ctx context.Context, tasks chan<- *imageprocv1.Task, free chan struct{}) error {
+// leased is a claimed task and when its lease began at the latest by this
+// worker's clock: the claim was sent then, so the server cannot have
+// started the lease before.
+type leased struct {
+	*imageprocv1.Task
+	since time.Time
+}
+
+func (w *Worker) claimLoop(ctx context.Context, tasks chan<- leased, free chan struct{}) error {
 	for {
 		// Claim only what idle slots can start now: a claimed task's lease
 		// is ticking, and it should not wait behind another.
@@ -145,7 +175,7 @@ func (w *Worker) claimLoop(ctx context.Context, tasks chan<- *imageprocv1.Task, 
 				break more
 			}
 		}
-		resp, err := w.claim(ctx, n)
+		resp, sent, err := w.claim(ctx, n)
 		if errors.Is(err, errStopped) {
 			return nil
 		}
@@ -159,7 +189,7 @@ func (w *Worker) claimLoop(ctx context.Context, tasks chan<- *imageprocv1.Task, 
 			free <- struct{}{}
 		}
 		for _, t := range claimed {
-			tasks <- t
+			tasks <- leased{Task: t, since: sent}
 		}
 		if len(claimed) > 0 {
 			continue
@@ -178,13 +208,14 @@ func (w *Worker) claimLoop(ctx context.Context, tasks chan<- *imageprocv1.Task, 
 }
 
 // claim asks for up to n tasks, retrying while imageproc is unreachable,
-// for at most Config.Wait.
-func (w *Worker) claim(ctx context.Context, n int) (*imageprocv1.ClaimTasksResponse, error) {
+// for at most Config.Wait. It returns when the successful claim was sent.
+func (w *Worker) claim(ctx context.Context, n int) (*imageprocv1.ClaimTasksResponse, time.Time, error) {
 	req := &imageprocv1.ClaimTasksRequest{Worker: w.cfg.Name, MaxTasks: int32(n), Lease: durationpb.New(w.cfg.Lease),
 		ShardIndex: int32(w.cfg.ShardIndex), ShardCount: int32(w.cfg.ShardCount)}
 	deadline := time.Now().Add(w.cfg.Wait)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		sent := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err := w.queue.ClaimTasks(cctx, req)
 		cancel()
@@ -192,16 +223,16 @@ func (w *Worker) claim(ctx context.Context, n int) (*imageprocv1.ClaimTasksRespo
 			// Stopped while claiming: take no more work, and give back
 			// what this claim leased rather than leave it to expire.
 			w.releaseAll(resp.GetTasks())
-			return nil, errStopped
+			return nil, sent, errStopped
 		}
 		if err == nil {
-			return resp, nil
+			return resp, sent, nil
 		}
 		if !transient(err) {
-			return nil, fmt.Errorf("claim tasks: %w", err)
+			return nil, sent, fmt.Errorf("claim tasks: %w", err)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("%w for %v (%d attempts): %w", ErrUnreachable, w.cfg.Wait, attempt, err)
+			return nil, sent, fmt.Errorf("%w for %v (%d attempts): %w", ErrUnreachable, w.cfg.Wait, attempt, err)
 		}
 		w.log.Warn("claim failed; retrying", "attempt", attempt, "err", err)
 		select {
@@ -226,7 +257,8 @@ func (w *Worker) releaseAll(tasks []*imageprocv1.Task) {
 // errStopped: the run was asked to stop while claiming.
 var errStopped = errors.New("stopped")
 
-// transient errors are imageproc (or its database) being briefly away.
+// transient errors of a claim are imageproc (or its database) being
+// briefly away.
 func transient(err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
@@ -238,14 +270,16 @@ func transient(err error) bool {
 // errLeaseLost: another worker owns the task now.
 var errLeaseLost = errors.New("lease lost")
 
-// permanentError is a failure that would repeat on retry: a photo the
-// pipeline rejects, a deleted photo, a bad spec.
-type permanentError struct{ err error }
+// failedAttempt is a failure that uses up one of the task's attempts: one
+// that could repeat on retry (a photo the pipeline rejects, a deleted
+// photo, a full disk, a bug in imageproc). The task is retried after a
+// backoff, and after MAX_ATTEMPTS it is failed for good.
+type failedAttempt struct{ err error }
 
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
+func (e failedAttempt) Error() string { return e.err.Error() }
+func (e failedAttempt) Unwrap() error { return e.err }
 
-func (w *Worker) process(ctx context.Context, t *imageprocv1.Task) {
+func (w *Worker) process(ctx context.Context, t leased) {
 	start := time.Now()
 	log := w.log.With("task", t.GetId(), "image", t.GetImageId(), "spec", t.GetSpec(), "attempt", t.GetAttempts())
 	taskCtx, cancel := context.WithCancelCause(ctx)
@@ -263,7 +297,7 @@ func (w *Worker) process(ctx context.Context, t *imageprocv1.Task) {
 	// Finishing calls use a fresh context: the task's may be cancelled.
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer fcancel()
-	var perm permanentError
+	var failed failedAttempt
 	switch {
 	case err == nil:
 		_, cerr := w.queue.CompleteTask(fctx, &imageprocv1.CompleteTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name})
@@ -285,8 +319,10 @@ func (w *Worker) process(ctx context.Context, t *imageprocv1.Task) {
 	case errors.Is(err, errLeaseLost):
 		w.count(&w.lost, "lost", start)
 		log.Warn("lease lost while working; abandoning the task")
-	case errors.As(err, &perm):
-		resp, ferr := w.queue.FailTask(fctx, &imageprocv1.FailTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name, Error: err.Error()})
+	case errors.As(err, &failed):
+		retry := w.cfg.retryAfter(t.GetAttempts())
+		resp, ferr := w.queue.FailTask(fctx, &imageprocv1.FailTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name, Error: err.Error(),
+			RetryAfter: durationpb.New(retry)})
 		if ferr != nil {
 			w.count(&w.released, "released", start)
 			log.Warn("recording the failure failed; the lease will expire", "err", ferr, "task_err", err)
@@ -297,11 +333,11 @@ func (w *Worker) process(ctx context.Context, t *imageprocv1.Task) {
 			log.Error("task failed for good", "err", err)
 		} else {
 			w.count(&w.retried, "retried", start)
-			log.Warn("task failed; it will be retried", "err", err)
+			log.Warn("task failed; it will be retried", "err", err, "retry_after", retry.Round(time.Millisecond).String())
 		}
 	default:
-		// Stopped, or imageproc trouble: give it back without using up
-		// an attempt.
+		// Stopped, or imageproc briefly away: give it back without using
+		// up an attempt.
 		if _, rerr := w.queue.ReleaseTask(fctx, &imageprocv1.ReleaseTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name}); rerr != nil {
 			log.Warn("release failed; the lease will expire", "err", rerr)
 		}
@@ -315,46 +351,77 @@ func (w *Worker) count(c *atomic.Int64, outcome string, start time.Time) {
 	w.metrics.observe(outcome, time.Since(start))
 }
 
-// renew extends the lease every third of its length until ctx ends. If
-// the lease is lost, the task is cancelled with errLeaseLost.
-func (w *Worker) renew(ctx context.Context, t *imageprocv1.Task, cancel context.CancelCauseFunc) {
-	tick := time.NewTicker(w.cfg.Lease / 3)
-	defer tick.Stop()
+// renew extends the lease every third of its length until ctx ends. The
+// task is cancelled with errLeaseLost as soon as the lease is lost: when
+// imageproc says another worker holds it, and also when no renewal got
+// through before it ran out (imageproc unreachable), because by then
+// another worker may have claimed the task and be doing it too.
+func (w *Worker) renew(ctx context.Context, t leased, cancel context.CancelCauseFunc) {
+	// Ours until heldUntil at least, by this worker's clock: a lease is
+	// never started before the request that started or renewed it was sent.
+	heldUntil := t.since.Add(w.cfg.Lease)
+	next := t.since.Add(w.cfg.Lease / 3)
 	for {
+		wait := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
+			wait.Stop()
 			return
-		case <-tick.C:
+		case <-wait.C:
 		}
-		rctx, rcancel := context.WithTimeout(ctx, w.cfg.Lease/3)
-		_, err := w.queue.RenewLease(rctx, &imageprocv1.RenewLeaseRequest{TaskId: t.GetId(), Worker: w.cfg.Name, Lease: durationpb.New(w.cfg.Lease)})
-		rcancel()
-		if status.Code(err) == codes.FailedPrecondition {
+		if !time.Now().Before(heldUntil) {
+			w.log.Warn("lease ran out with no renewal getting through; stopping the task", "task", t.GetId())
 			cancel(errLeaseLost)
 			return
 		}
-		if err != nil && ctx.Err() == nil {
+		sent := time.Now()
+		rctx, rcancel := context.WithDeadline(ctx, earlier(sent.Add(w.cfg.Lease/3), heldUntil))
+		_, err := w.queue.RenewLease(rctx, &imageprocv1.RenewLeaseRequest{TaskId: t.GetId(), Worker: w.cfg.Name, Lease: durationpb.New(w.cfg.Lease)})
+		rcancel()
+		switch {
+		case err == nil:
+			heldUntil = sent.Add(w.cfg.Lease)
+		case status.Code(err) == codes.FailedPrecondition:
+			cancel(errLeaseLost)
+			return
+		case ctx.Err() != nil:
+			return
+		default:
 			w.log.Warn("lease renewal failed; retrying at the next tick", "task", t.GetId(), "err", err)
 		}
+		next = earlier(sent.Add(w.cfg.Lease/3), heldUntil)
 	}
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // execute makes the variant and uploads it; existed reports that imageproc
 // already had it (the task was redone).
-func (w *Worker) execute(ctx context.Context, t *imageprocv1.Task) (existed bool, err error) {
+func (w *Worker) execute(ctx context.Context, t leased) (existed bool, err error) {
 	spec, err := pipeline.ParseSpec(t.GetSpec())
 	if err != nil {
-		return false, permanentError{err}
+		return false, failedAttempt{err}
 	}
 	src, err := w.download(ctx, t.GetImageId())
 	if err != nil {
 		return false, err
 	}
 	var out bytes.Buffer
-	if _, err := pipeline.Run(&out, bytes.NewReader(src), spec, w.cfg.MaxPixels); err != nil {
-		return false, permanentError{fmt.Errorf("pipeline: %w", err)}
+	if _, err := pipeline.Run(ctx, &out, bytes.NewReader(src), spec, pipeline.Limits{MaxPixels: w.cfg.MaxPixels}); err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err() // stopped or lease lost: not the photo's fault
+		}
+		return false, failedAttempt{fmt.Errorf("pipeline: %w", err)}
 	}
-	return w.uploadVariant(ctx, t, out.Bytes())
+	if err := ctx.Err(); err != nil {
+		return false, err // the lease is gone: another worker may be uploading
+	}
+	return w.uploadVariant(ctx, t.Task, out.Bytes())
 }
 
 // maxOriginal bounds what a download may hold in memory.
@@ -371,7 +438,7 @@ func (w *Worker) download(ctx context.Context, imageID string) ([]byte, error) {
 	}
 	size := first.GetInfo().GetSizeBytes()
 	if size <= 0 || size > maxOriginal {
-		return nil, permanentError{fmt.Errorf("download: size %d out of range", size)}
+		return nil, failedAttempt{fmt.Errorf("download: size %d out of range", size)}
 	}
 	buf := make([]byte, 0, size)
 	for {
@@ -385,7 +452,7 @@ func (w *Worker) download(ctx context.Context, imageID string) ([]byte, error) {
 		buf = append(buf, msg.GetChunk()...)
 	}
 	if int64(len(buf)) != size {
-		return nil, fmt.Errorf("download: got %d of %d bytes", len(buf), size)
+		return nil, failedAttempt{fmt.Errorf("download: got %d of %d bytes", len(buf), size)}
 	}
 	return buf, nil
 }
@@ -419,13 +486,18 @@ func (w *Worker) uploadVariant(ctx context.Context, t *imageprocv1.Task, data []
 	return resp.GetExisted(), nil
 }
 
-// classify marks imageproc's answers that a retry would not change.
+// classify sorts imageproc's answers. Only a passing outage (imageproc or
+// its database briefly away) or this task being stopped gives the task back
+// without counting an attempt. Every other answer uses one up: a deleted
+// photo, a rejected variant, and Internal (a full disk, a constraint, a
+// bug), which would otherwise be claimed again at once, forever.
 func classify(what string, err error) error {
+	err = fmt.Errorf("%s: %w", what, err)
 	switch status.Code(err) {
-	case codes.NotFound, codes.InvalidArgument:
-		return permanentError{fmt.Errorf("%s: %w", what, err)}
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
+		return err
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return failedAttempt{err}
 }
 
 func (w *Worker) reportProgress(done <-chan struct{}) {

@@ -31,10 +31,13 @@ func Run(t *testing.T, newStore Factory) {
 		{"ClaimLeaseComplete", testClaim},
 		{"ExpiredLeaseReturns", testExpiry},
 		{"FailAndMaxAttempts", testFail},
+		{"FailedTaskWaitsForItsRetryTime", testRetryAfter},
 		{"ReleaseDoesNotCountAttempt", testRelease},
 		{"Shards", testShards},
 		{"OpenTasksCountsUnfinishedWork", testOpenTasks},
 		{"ExpireVariants", testExpireVariants},
+		{"QueueMissingVariants", testQueueMissing},
+		{"QueueMissingVariantsConcurrently", testQueueMissingConcurrently},
 		{"ConcurrentClaimersNeverShare", testConcurrentClaims},
 	}
 	for _, tt := range tests {
@@ -286,14 +289,14 @@ func testFail(t *testing.T, f Factory) {
 		return ts[0]
 	}
 	tk := claim()
-	if st, err := s.FailTask(c, tk.ID, "w", "decode: boom"); err != nil || st != store.Pending {
+	if st, err := s.FailTask(c, tk.ID, "w", "decode: boom", 0); err != nil || st != store.Pending {
 		t.Fatalf("first failure = %v, %v", st, err)
 	}
 	tk = claim()
 	if tk.LastError != "decode: boom" || tk.Attempts != 2 {
 		t.Fatalf("retried task %+v", tk)
 	}
-	if st, err := s.FailTask(c, tk.ID, "w", "decode: boom again"); err != nil || st != store.Failed {
+	if st, err := s.FailTask(c, tk.ID, "w", "decode: boom again", 0); err != nil || st != store.Failed {
 		t.Fatalf("last failure = %v, %v", st, err)
 	}
 	if ts, _ := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 1, Lease: time.Minute}); len(ts) != 0 {
@@ -316,6 +319,63 @@ func testFail(t *testing.T, f Factory) {
 	}
 	if b, _ := s.GetBatch(c, "b2"); b.Failed != 1 {
 		t.Fatalf("batch %+v, want the task failed", b)
+	}
+}
+
+func testRetryAfter(t *testing.T, f Factory) {
+	s := f(t, 5)
+	mustImages(t, s, 3)
+	c := ctx(t)
+	if _, err := s.CreateBatch(c, "b", "s", nil); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 3, Lease: time.Minute})
+	if err != nil || len(ts) != 3 {
+		t.Fatalf("claim = %v, %v", ts, err)
+	}
+	later, soon, now := ts[0], ts[1], ts[2]
+	const soonAfter = 200 * time.Millisecond
+	if st, err := s.FailTask(c, later.ID, "w", "disk full", time.Hour); err != nil || st != store.Pending {
+		t.Fatalf("fail = %v, %v", st, err)
+	}
+	failedAt := time.Now() // no later than the store's own "now" for soon
+	if _, err := s.FailTask(c, soon.ID, "w", "disk full", soonAfter); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FailTask(c, now.ID, "w", "disk full", 0); err != nil {
+		t.Fatal(err)
+	}
+	claimed := map[int64]bool{}
+	claim := func() {
+		t.Helper()
+		ts, err := s.ClaimTasks(c, store.Claim{Worker: "w2", Max: 10, Lease: time.Minute})
+		answered := time.Now()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range ts {
+			switch {
+			case tk.ID == later.ID:
+				t.Fatalf("task %d claimed within the hour it must wait", tk.ID)
+			case tk.ID == soon.ID && answered.Before(failedAt.Add(soonAfter)):
+				t.Fatalf("task %d claimed %v after failing, before its %v", tk.ID, answered.Sub(failedAt), soonAfter)
+			}
+			claimed[tk.ID] = true
+		}
+	}
+	claim()
+	if !claimed[now.ID] {
+		t.Fatal("a task failed with no retry time was not claimable at once")
+	}
+	time.Sleep(time.Until(failedAt.Add(soonAfter + 100*time.Millisecond)))
+	claim()
+	if !claimed[soon.ID] {
+		t.Fatalf("task %d not claimable after its retry time", soon.ID)
+	}
+	// Waiting is still open work: a worker must not exit while a task
+	// will be retried.
+	if n, err := s.OpenTasks(c, 0, 0); err != nil || n != 3 {
+		t.Fatalf("open tasks = %d, %v; want 3", n, err)
 	}
 }
 
@@ -393,7 +453,7 @@ func testOpenTasks(t *testing.T, f Factory) {
 	if err := s.CompleteTask(c, ts[0].ID, "w"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.FailTask(c, ts[1].ID, "w", "boom"); err != nil {
+	if _, err := s.FailTask(c, ts[1].ID, "w", "boom", 0); err != nil {
 		t.Fatal(err)
 	}
 	if open(0, 0) != 3 { // the failed one goes back to pending
@@ -423,6 +483,110 @@ func testExpireVariants(t *testing.T, f Factory) {
 	}
 	if used, _ := s.BlobInUse(c, "sum-grayscale|format(png)"); used {
 		t.Fatal("the expired variant's blob is still referenced")
+	}
+}
+
+func testQueueMissing(t *testing.T, f Factory) {
+	const thumb = "thumbnail(256)|format(jpeg,85)"
+	s := f(t, 1) // one attempt: a failure is final
+	ids := mustImages(t, s, 6)
+	c := ctx(t)
+	put := func(id, spec string) {
+		t.Helper()
+		if _, _, err := s.PutVariant(c, store.Variant{ImageID: id, Spec: spec, ContentType: "image/jpeg", SHA256: "sum-" + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(ids[0], thumb)                   // has it: skipped
+	put(ids[3], "grayscale|format(png)") // has another variant only: queued
+	// ids[2]'s task is done but its variant has since expired, ids[4]'s
+	// task failed for good: both queued again.
+	if _, err := s.CreateBatch(c, "old", thumb, []string{ids[2], ids[4]}); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 2, Lease: time.Minute})
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("claim = %v, %v", ts, err)
+	}
+	if err := s.CompleteTask(c, ts[0].ID, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.FailTask(c, ts[1].ID, "w", "boom", 0); err != nil || st != store.Failed {
+		t.Fatalf("fail = %v, %v", st, err)
+	}
+	// ids[1] is queued already (a rerun of maintenance before the workers
+	// got to it): skipped.
+	if _, err := s.CreateBatch(c, "open", thumb, []string{ids[1]}); err != nil {
+		t.Fatal(err)
+	}
+	// ids[5] has nothing: queued.
+
+	if n, err := s.QueueMissing(c, "dry", thumb, true); err != nil || n != 4 {
+		t.Fatalf("dry run = %d, %v; want 4", n, err)
+	}
+	if _, err := s.GetBatch(c, "dry"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a dry run stored its batch: %v", err)
+	}
+	if n, err := s.OpenTasks(c, 0, 0); err != nil || n != 1 {
+		t.Fatalf("open tasks after a dry run = %d, %v; want 1", n, err)
+	}
+	if n, err := s.QueueMissing(c, "m1", thumb, false); err != nil || n != 4 {
+		t.Fatalf("QueueMissing = %d, %v; want 4", n, err)
+	}
+	if b, err := s.GetBatch(c, "m1"); err != nil || b.Total != 4 || b.Pending != 4 || b.Spec != thumb {
+		t.Fatalf("batch %+v, %v", b, err)
+	}
+	if n, err := s.QueueMissing(c, "m2", thumb, false); err != nil || n != 0 {
+		t.Fatalf("second QueueMissing = %d, %v; want 0", n, err)
+	}
+	if _, err := s.GetBatch(c, "m2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an empty batch was stored: %v", err)
+	}
+	open, err := s.ClaimTasks(c, store.Claim{Worker: "w", Max: 100, Lease: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, tk := range open {
+		if tk.Spec != thumb {
+			t.Fatalf("task %+v", tk)
+		}
+		per[tk.ImageID]++
+	}
+	for i, id := range ids {
+		if want := min(i, 1); per[id] != want {
+			t.Errorf("image %d has %d open tasks, want %d", i, per[id], want)
+		}
+	}
+}
+
+// Two maintenance runs at once (a manual Job beside the scheduled one)
+// still queue each missing variant once between them.
+func testQueueMissingConcurrently(t *testing.T, f Factory) {
+	const images, runs = 200, 4
+	s := f(t, 3)
+	mustImages(t, s, images)
+	c := ctx(t)
+	queued := make(chan int, runs)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Go(func() {
+			n, err := s.QueueMissing(c, fmt.Sprint("run", i), "s", false)
+			if err != nil {
+				t.Error(err)
+			}
+			queued <- n
+		})
+	}
+	wg.Wait()
+	close(queued)
+	total := 0
+	for n := range queued {
+		total += n
+	}
+	open, err := s.OpenTasks(c, 0, 0)
+	if err != nil || total != images || open != images {
+		t.Fatalf("runs queued %d tasks, %d open (%v); want %d", total, open, err, images)
 	}
 }
 
