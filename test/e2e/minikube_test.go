@@ -112,8 +112,10 @@ func TestMinikubeREADME(t *testing.T) {
 				want = append(want, "docker.io/"+m[1])
 			}
 			var have []string
-			for _, name := range strings.Fields(kubectl(t, "get", "nodes", "-o", "jsonpath={.items[*].status.images[*].names}")) {
-				name = strings.Trim(name, `[]",`)
+			// jsonpath prints each image's names as a JSON list.
+			names := strings.FieldsFunc(kubectl(t, "get", "nodes", "-o", "jsonpath={.items[*].status.images[*].names}"),
+				func(r rune) bool { return strings.ContainsRune(`[]", `, r) })
+			for _, name := range names {
 				if strings.HasPrefix(name, "docker.io/kubelab/") && !strings.Contains(name, "@") {
 					have = append(have, name)
 				}

@@ -308,8 +308,12 @@ type Image struct {
 	Width       int32  `protobuf:"varint,5,opt,name=width,proto3" json:"width,omitempty"`
 	Height      int32  `protobuf:"varint,6,opt,name=height,proto3" json:"height,omitempty"`
 	// Hex SHA-256 of the bytes; also the photo's name on the volume.
-	Sha256        string                 `protobuf:"bytes,7,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Sha256     string                 `protobuf:"bytes,7,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Set once a render found the photo cannot be decoded (it passed the
+	// upload's header and end-marker checks but is corrupt inside): why.
+	// Transforms of it then fail at once with FAILED_PRECONDITION.
+	DecodeError   string `protobuf:"bytes,9,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +402,13 @@ func (x *Image) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Image) GetDecodeError() string {
+	if x != nil {
+		return x.DecodeError
+	}
+	return ""
 }
 
 // Variant is a transformed copy of a photo.
@@ -1267,8 +1278,11 @@ func (x *UploadMetadata) GetFilename() string {
 }
 
 type UploadResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Image *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// The credential DeleteImage asks for, given to the uploader only, once:
+	// imageproc keeps just its hash.
+	DeleteToken   string `protobuf:"bytes,2,opt,name=delete_token,json=deleteToken,proto3" json:"delete_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1308,6 +1322,13 @@ func (x *UploadResponse) GetImage() *Image {
 		return x.Image
 	}
 	return nil
+}
+
+func (x *UploadResponse) GetDeleteToken() string {
+	if x != nil {
+		return x.DeleteToken
+	}
+	return ""
 }
 
 type GetImageRequest struct {
@@ -2014,8 +2035,11 @@ func (x *UploadVariantResponse) GetExisted() bool {
 }
 
 type DeleteImageRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The upload's delete_token: missing is UNAUTHENTICATED, wrong (or a photo
+	// uploaded before delete tokens existed) is PERMISSION_DENIED.
+	DeleteToken   string `protobuf:"bytes,2,opt,name=delete_token,json=deleteToken,proto3" json:"delete_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2053,6 +2077,13 @@ func (*DeleteImageRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteImageRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteImageRequest) GetDeleteToken() string {
+	if x != nil {
+		return x.DeleteToken
 	}
 	return ""
 }
@@ -3283,7 +3314,7 @@ var File_imageproc_v1_imageproc_proto protoreflect.FileDescriptor
 
 const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\n" +
-	"\x1cimageproc/v1/imageproc.proto\x12\fimageproc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n" +
+	"\x1cimageproc/v1/imageproc.proto\x12\fimageproc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x02\n" +
 	"\x05Image\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bfilename\x18\x02 \x01(\tR\bfilename\x12!\n" +
@@ -3294,7 +3325,8 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\x06height\x18\x06 \x01(\x05R\x06height\x12\x16\n" +
 	"\x06sha256\x18\a \x01(\tR\x06sha256\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xfd\x01\n" +
+	"createTime\x12!\n" +
+	"\fdecode_error\x18\t \x01(\tR\vdecodeError\"\xfd\x01\n" +
 	"\aVariant\x12\x19\n" +
 	"\bimage_id\x18\x01 \x01(\tR\aimageId\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\tR\x04spec\x12!\n" +
@@ -3345,9 +3377,10 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
 	"\x04data\",\n" +
 	"\x0eUploadMetadata\x12\x1a\n" +
-	"\bfilename\x18\x01 \x01(\tR\bfilename\";\n" +
+	"\bfilename\x18\x01 \x01(\tR\bfilename\"^\n" +
 	"\x0eUploadResponse\x12)\n" +
-	"\x05image\x18\x01 \x01(\v2\x13.imageproc.v1.ImageR\x05image\"!\n" +
+	"\x05image\x18\x01 \x01(\v2\x13.imageproc.v1.ImageR\x05image\x12!\n" +
+	"\fdelete_token\x18\x02 \x01(\tR\vdeleteToken\"!\n" +
 	"\x0fGetImageRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"p\n" +
 	"\x10GetImageResponse\x12)\n" +
@@ -3390,9 +3423,10 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\x04spec\x18\x02 \x01(\tR\x04spec\"b\n" +
 	"\x15UploadVariantResponse\x12/\n" +
 	"\avariant\x18\x01 \x01(\v2\x15.imageproc.v1.VariantR\avariant\x12\x18\n" +
-	"\aexisted\x18\x02 \x01(\bR\aexisted\"$\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\"G\n" +
 	"\x12DeleteImageRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fdelete_token\x18\x02 \x01(\tR\vdeleteToken\"\x15\n" +
 	"\x13DeleteImageResponse\"\xcf\x01\n" +
 	"\x15CollectGarbageRequest\x12A\n" +
 	"\x0fvariant_max_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\rvariantMaxAge\x12\x1d\n" +

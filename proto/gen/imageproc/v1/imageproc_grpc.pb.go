@@ -62,7 +62,8 @@ type ImageServiceClient interface {
 	// UploadVariant stores a variant made elsewhere (by a worker) for an
 	// existing photo. Idempotent: the same image and spec store one variant.
 	UploadVariant(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadVariantRequest, UploadVariantResponse], error)
-	// DeleteImage removes a photo, its variants and its queued tasks.
+	// DeleteImage removes a photo, its variants and its queued tasks. Only
+	// the uploader may: it needs the delete_token the upload returned.
 	DeleteImage(ctx context.Context, in *DeleteImageRequest, opts ...grpc.CallOption) (*DeleteImageResponse, error)
 	// CollectGarbage deletes variants older than variant_max_age, then the
 	// blobs no photo or variant refers to: those of deleted variants, and
@@ -199,7 +200,8 @@ type ImageServiceServer interface {
 	// UploadVariant stores a variant made elsewhere (by a worker) for an
 	// existing photo. Idempotent: the same image and spec store one variant.
 	UploadVariant(grpc.ClientStreamingServer[UploadVariantRequest, UploadVariantResponse]) error
-	// DeleteImage removes a photo, its variants and its queued tasks.
+	// DeleteImage removes a photo, its variants and its queued tasks. Only
+	// the uploader may: it needs the delete_token the upload returned.
 	DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error)
 	// CollectGarbage deletes variants older than variant_max_age, then the
 	// blobs no photo or variant refers to: those of deleted variants, and

@@ -7,7 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -89,12 +93,13 @@ func (s *Server) apiList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiUpload(w http.ResponseWriter, r *http.Request) {
-	img, ok := s.uploadOrFail(w, r)
+	up, ok := s.uploadOrFail(w, r)
 	if !ok {
 		return
 	}
-	w.Header().Set("Location", "/api/v1/images/"+url.PathEscape(img.GetId()))
-	s.writeProto(w, r, http.StatusCreated, &imageprocv1.UploadResponse{Image: img}, nil)
+	// The answer carries the delete token: the only time anyone sees it.
+	w.Header().Set("Location", "/api/v1/images/"+url.PathEscape(up.GetImage().GetId()))
+	s.writeProto(w, r, http.StatusCreated, up, nil)
 }
 
 func (s *Server) apiGet(w http.ResponseWriter, r *http.Request) {
@@ -106,13 +111,22 @@ func (s *Server) apiGet(w http.ResponseWriter, r *http.Request) {
 	s.writeProto(w, r, http.StatusOK, resp, answer)
 }
 
+// apiDelete deletes a photo for whoever holds its delete token, sent as
+// "Authorization: Bearer <delete_token>". The frontend only passes the
+// token on: imageproc checks it, so the rule is the same for callers that
+// reach imageproc directly.
 func (s *Server) apiDelete(w http.ResponseWriter, r *http.Request) {
 	if !s.requireFeature(w, r, live.FeatureUpload) {
 		return
 	}
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	ctx, cancel := s.Backend.Unary(r.Context())
 	defer cancel()
-	if _, err := s.Backend.Images.DeleteImage(ctx, &imageprocv1.DeleteImageRequest{Id: r.PathValue("id")}); err != nil {
+	_, err := s.Backend.Images.DeleteImage(ctx, &imageprocv1.DeleteImageRequest{Id: r.PathValue("id"), DeleteToken: token})
+	if status.Code(err) == codes.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kubelab"`)
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}

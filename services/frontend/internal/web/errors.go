@@ -52,6 +52,8 @@ func classify(err error) (e *Error, internal bool) {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 		code := map[codes.Code]int{
 			codes.InvalidArgument:    http.StatusBadRequest,
+			codes.Unauthenticated:    http.StatusUnauthorized,
+			codes.PermissionDenied:   http.StatusForbidden,
 			codes.NotFound:           http.StatusNotFound,
 			codes.AlreadyExists:      http.StatusConflict,
 			codes.FailedPrecondition: http.StatusConflict,

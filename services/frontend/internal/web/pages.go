@@ -161,21 +161,21 @@ func (s *Server) requireFeature(w http.ResponseWriter, r *http.Request, feature 
 }
 
 // uploadOrFail stores the photo in r, or answers r with why not.
-func (s *Server) uploadOrFail(w http.ResponseWriter, r *http.Request) (*imageprocv1.Image, bool) {
+func (s *Server) uploadOrFail(w http.ResponseWriter, r *http.Request) (*imageprocv1.UploadResponse, bool) {
 	if !s.requireFeature(w, r, live.FeatureUpload) {
 		return nil, false
 	}
-	img, err := s.upload(r)
+	up, err := s.upload(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return nil, false
 	}
-	return img, true
+	return up, true
 }
 
 func (s *Server) uploadForm(w http.ResponseWriter, r *http.Request) {
-	if img, ok := s.uploadOrFail(w, r); ok {
-		http.Redirect(w, r, "/images/"+url.PathEscape(img.GetId()), http.StatusSeeOther)
+	if up, ok := s.uploadOrFail(w, r); ok {
+		http.Redirect(w, r, "/images/"+url.PathEscape(up.GetImage().GetId()), http.StatusSeeOther)
 	}
 }
 

@@ -89,7 +89,7 @@ func unreadable(err error) error {
 // upload streams the photo in r to imageproc in chunks, enforcing the live
 // upload limit as it goes. If anything fails midway the stream is
 // cancelled and imageproc keeps nothing.
-func (s *Server) upload(r *http.Request) (*imageprocv1.Image, error) {
+func (s *Server) upload(r *http.Request) (*imageprocv1.UploadResponse, error) {
 	limit := s.Live().Settings.UploadLimit
 	if r.ContentLength > limit+multipartSlack {
 		return nil, tooLarge(limit) // refuse before reading a byte
@@ -107,7 +107,7 @@ func (s *Server) upload(r *http.Request) (*imageprocv1.Image, error) {
 	return sendUpload(ctx, s.Backend.Images, filename.Clean(name), body, limit)
 }
 
-func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, name string, body io.Reader, limit int64) (*imageprocv1.Image, error) {
+func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, name string, body io.Reader, limit int64) (*imageprocv1.UploadResponse, error) {
 	stream, err := images.Upload(ctx)
 	if err != nil {
 		return nil, err
@@ -148,11 +148,7 @@ func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, name
 	if total == 0 {
 		return nil, badRequest("the photo is empty")
 	}
-	resp, err := stream.CloseAndRecv()
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetImage(), nil
+	return stream.CloseAndRecv()
 }
 
 // closeErr: when Send fails, the stream's real status comes from the

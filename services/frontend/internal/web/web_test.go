@@ -99,6 +99,7 @@ func TestAPI(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(resp.Header.Get("Location"), "/api/v1/images/") {
 		t.Fatalf("raw upload: %d %s", resp.StatusCode, body)
 	}
+	body0 := body // the upload's answer, with its delete token
 	var up struct{ Image struct{ ID, Filename string } }
 	up.Image.ID = jsonField(t, body, "image", "id")
 	if up.Image.ID == "" || jsonField(t, body, "image", "filename") != "raw.png" {
@@ -138,7 +139,7 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("batch page: %d %s", resp.StatusCode, body)
 	}
 
-	resp, _ = h.do(t, http.MethodDelete, "/api/v1/images/"+up.Image.ID, nil)
+	resp, _ = h.do(t, http.MethodDelete, "/api/v1/images/"+up.Image.ID, nil, "Authorization", "Bearer "+jsonString(t, body0, "delete_token"))
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: %d", resp.StatusCode)
 	}
@@ -148,11 +149,12 @@ func TestAPI(t *testing.T) {
 
 func jsonField(t *testing.T, body, outer, inner string) string {
 	t.Helper()
-	var m map[string]map[string]any
+	var m map[string]any
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		t.Fatalf("%v in %s", err, body)
 	}
-	s, _ := m[outer][inner].(string)
+	o, _ := m[outer].(map[string]any)
+	s, _ := o[inner].(string)
 	return s
 }
 

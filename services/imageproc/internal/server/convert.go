@@ -14,7 +14,7 @@ import (
 func imageToProto(i store.Image) *imageprocv1.Image {
 	return &imageprocv1.Image{
 		Id: i.ID, Filename: i.Filename, ContentType: i.ContentType, SizeBytes: i.SizeBytes,
-		Width: int32(i.Width), Height: int32(i.Height), Sha256: i.SHA256, CreateTime: timestamppb.New(i.CreatedAt),
+		Width: int32(i.Width), Height: int32(i.Height), Sha256: i.SHA256, CreateTime: timestamppb.New(i.CreatedAt), DecodeError: i.DecodeError,
 	}
 }
 

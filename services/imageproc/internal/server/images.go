@@ -118,15 +118,16 @@ func (s *Images) Upload(stream grpc.ClientStreamingServer[imageprocv1.UploadRequ
 	if err != nil {
 		return err
 	}
+	token, tokenHash := newDeleteToken()
 	img, err := s.store.CreateImage(ctx, store.Image{
 		ID: store.NewID(), Filename: filename.Clean(md.GetFilename()), ContentType: up.info.ContentType(),
-		SizeBytes: up.size, Width: up.info.Width, Height: up.info.Height, SHA256: up.sum,
+		SizeBytes: up.size, Width: up.info.Width, Height: up.info.Height, SHA256: up.sum, DeleteTokenHash: tokenHash,
 	})
 	if err != nil {
 		s.collect(context.WithoutCancel(ctx), up.sum) // no orphan blob
 		return toStatus(ctx, s.log, "record upload", err)
 	}
-	return stream.SendAndClose(&imageprocv1.UploadResponse{Image: imageToProto(img)})
+	return stream.SendAndClose(&imageprocv1.UploadResponse{Image: imageToProto(img), DeleteToken: token})
 }
 
 // GetImage returns an image and its variants.
@@ -239,6 +240,9 @@ func (s *Images) Transform(ctx context.Context, req *imageprocv1.TransformReques
 	if err != nil {
 		return nil, toStatus(ctx, s.log, "transform", err)
 	}
+	if img.DecodeError != "" {
+		return nil, undecodable(img.DecodeError)
+	}
 	key := spec.String()
 	if v, err := s.store.GetVariant(ctx, img.ID, key); err == nil {
 		return &imageprocv1.TransformResponse{Variant: variantToProto(v), Cached: true}, nil
@@ -249,6 +253,9 @@ func (s *Images) Transform(ctx context.Context, req *imageprocv1.TransformReques
 	}, s.collectVariant)
 	if errors.Is(err, pipeline.ErrOverBudget) {
 		return nil, s.overBudget(err)
+	}
+	if errors.Is(err, pipeline.ErrInvalid) {
+		return nil, undecodable(err.Error())
 	}
 	if err != nil {
 		return nil, toStatus(ctx, s.log, "transform", err)
@@ -262,6 +269,13 @@ func (s *Images) Transform(ctx context.Context, req *imageprocv1.TransformReques
 		return nil, toStatus(ctx, s.log, "record variant", err)
 	}
 	return &imageprocv1.TransformResponse{Variant: variantToProto(stored), Cached: !created}, nil
+}
+
+// undecodable is the answer for a photo that passed the upload's checks but
+// cannot be decoded: FailedPrecondition, as the request is fine and the
+// photo is what stops it (retrying will not help; deleting it would).
+func undecodable(why string) error {
+	return status.Errorf(codes.FailedPrecondition, "the photo cannot be decoded: %s", why)
 }
 
 // collectVariant removes a rendered blob that no row came to refer to.
@@ -301,6 +315,16 @@ func (s *Images) render(ctx context.Context, img store.Image, spec pipeline.Spec
 		run = pipeline.Run
 	}
 	res, err := run(ctx, w, src, spec, s.pipelineLimits())
+	if errors.Is(err, pipeline.ErrInvalid) && ctx.Err() == nil {
+		// The upload checked only the header and the end marker, so a photo
+		// corrupt inside fails here, and would again on every gallery view
+		// (a full decode per request, for nothing). Record it once, for
+		// every pod: Transform then answers from the record. Cancellation
+		// and over-budget runs say nothing about the bytes and are not kept.
+		if rerr := s.store.RecordDecodeError(ctx, img.SHA256, err.Error()); rerr != nil {
+			s.log.WarnContext(ctx, "record decode error", "image", img.ID, "err", rerr)
+		}
+	}
 	if err != nil {
 		return store.Variant{}, err
 	}
@@ -351,14 +375,4 @@ func (s *Images) UploadVariant(stream grpc.ClientStreamingServer[imageprocv1.Upl
 		return toStatus(ctx, s.log, "record variant", err)
 	}
 	return stream.SendAndClose(&imageprocv1.UploadVariantResponse{Variant: variantToProto(stored), Existed: !created})
-}
-
-// DeleteImage removes an image, its variants and tasks, and their blobs.
-func (s *Images) DeleteImage(ctx context.Context, req *imageprocv1.DeleteImageRequest) (*imageprocv1.DeleteImageResponse, error) {
-	sums, err := s.store.DeleteImage(ctx, req.GetId())
-	if err != nil {
-		return nil, toStatus(ctx, s.log, "delete image", err)
-	}
-	s.collect(context.WithoutCancel(ctx), sums...)
-	return &imageprocv1.DeleteImageResponse{}, nil
 }

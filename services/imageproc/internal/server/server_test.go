@@ -90,6 +90,12 @@ func (e *env) upload(ctx context.Context, name string, data []byte) (*imageprocv
 
 // uploadFrom streams r in 32 KiB chunks, reusing one buffer.
 func (e *env) uploadFrom(ctx context.Context, name string, r io.Reader) (*imageprocv1.Image, error) {
+	resp, err := e.uploadResponse(ctx, name, r)
+	return resp.GetImage(), err
+}
+
+// uploadResponse is uploadFrom's whole answer, delete token included.
+func (e *env) uploadResponse(ctx context.Context, name string, r io.Reader) (*imageprocv1.UploadResponse, error) {
 	stream, err := e.images.Upload(ctx)
 	if err != nil {
 		return nil, err
@@ -109,8 +115,7 @@ func (e *env) uploadFrom(ctx context.Context, name string, r io.Reader) (*imagep
 			break
 		}
 	}
-	resp, err := stream.CloseAndRecv()
-	return resp.GetImage(), err
+	return stream.CloseAndRecv()
 }
 
 func (e *env) download(ctx context.Context, id, spec string) (*imageprocv1.BlobInfo, []byte, error) {
@@ -318,10 +323,11 @@ func TestDeleteRemovesBlobs(t *testing.T) {
 	e := start(t, defaultLimits)
 	c := ctx(t)
 	photo := pipelinetest.JPEG(200, 100, 5)
-	a, err := e.upload(c, "a.jpg", photo)
+	up, err := e.uploadResponse(c, "a.jpg", bytes.NewReader(photo))
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := up.GetImage()
 	b, err := e.upload(c, "same-bytes.jpg", photo) // shares a's blob
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +338,7 @@ func TestDeleteRemovesBlobs(t *testing.T) {
 	if committed, _ := e.blobCount(t); committed != 2 {
 		t.Fatalf("%d blobs, want original + variant", committed)
 	}
-	if _, err := e.images.DeleteImage(c, &imageprocv1.DeleteImageRequest{Id: a.GetId()}); err != nil {
+	if _, err := e.images.DeleteImage(c, &imageprocv1.DeleteImageRequest{Id: a.GetId(), DeleteToken: up.GetDeleteToken()}); err != nil {
 		t.Fatal(err)
 	}
 	if committed, _ := e.blobCount(t); committed != 1 {

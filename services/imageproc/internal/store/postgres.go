@@ -109,18 +109,18 @@ func (p *Postgres) CheckSchema(ctx context.Context) error {
 func (p *Postgres) Ping(ctx context.Context) error { return p.pool.Ping(ctx) }
 func (p *Postgres) Close()                         { p.pool.Close() }
 
-const imageCols = `id, filename, content_type, size_bytes, width, height, sha256, created_at`
+const imageCols = `id, filename, content_type, size_bytes, width, height, sha256, created_at, delete_token_hash, decode_error`
 
 func scanImage(row pgx.Row) (Image, error) {
 	var i Image
-	err := row.Scan(&i.ID, &i.Filename, &i.ContentType, &i.SizeBytes, &i.Width, &i.Height, &i.SHA256, &i.CreatedAt)
+	err := row.Scan(&i.ID, &i.Filename, &i.ContentType, &i.SizeBytes, &i.Width, &i.Height, &i.SHA256, &i.CreatedAt, &i.DeleteTokenHash, &i.DecodeError)
 	return i, err
 }
 
 func (p *Postgres) CreateImage(ctx context.Context, img Image) (Image, error) {
-	row := p.pool.QueryRow(ctx, `INSERT INTO images (id, filename, content_type, size_bytes, width, height, sha256)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+imageCols,
-		img.ID, img.Filename, img.ContentType, img.SizeBytes, img.Width, img.Height, img.SHA256)
+	row := p.pool.QueryRow(ctx, `INSERT INTO images (id, filename, content_type, size_bytes, width, height, sha256, delete_token_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+imageCols,
+		img.ID, img.Filename, img.ContentType, img.SizeBytes, img.Width, img.Height, img.SHA256, img.DeleteTokenHash)
 	out, err := scanImage(row)
 	if err != nil {
 		return Image{}, fmt.Errorf("insert image: %w", err)
@@ -174,6 +174,13 @@ func (p *Postgres) DeleteImage(ctx context.Context, id string) ([]string, error)
 		return nil, fmt.Errorf("delete image: %w", err)
 	}
 	return sums, nil
+}
+
+func (p *Postgres) RecordDecodeError(ctx context.Context, sum, why string) error {
+	if _, err := p.pool.Exec(ctx, `UPDATE images SET decode_error = $2 WHERE sha256 = $1`, sum, why); err != nil {
+		return fmt.Errorf("record decode error: %w", err)
+	}
+	return nil
 }
 
 func (p *Postgres) BlobInUse(ctx context.Context, sum string) (bool, error) {

@@ -28,6 +28,9 @@ type SQLite struct {
 var sqliteMigrations = []string{sqliteSchema, `
 ALTER TABLE tasks ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tasks_image ON tasks (image_id);
+`, `
+ALTER TABLE images ADD COLUMN delete_token_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE images ADD COLUMN decode_error TEXT NOT NULL DEFAULT '';
 `}
 
 const sqliteSchema = `
@@ -109,7 +112,7 @@ type scanner interface{ Scan(...any) error }
 func scanImageSQL(r scanner) (Image, error) {
 	var i Image
 	var at int64
-	err := r.Scan(&i.ID, &i.Filename, &i.ContentType, &i.SizeBytes, &i.Width, &i.Height, &i.SHA256, &at)
+	err := r.Scan(&i.ID, &i.Filename, &i.ContentType, &i.SizeBytes, &i.Width, &i.Height, &i.SHA256, &at, &i.DeleteTokenHash, &i.DecodeError)
 	i.CreatedAt = fromNanos(at)
 	return i, err
 }
@@ -150,8 +153,8 @@ func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([
 
 func (s *SQLite) CreateImage(ctx context.Context, img Image) (Image, error) {
 	img.CreatedAt = fromNanos(stamp())
-	_, err := s.db.ExecContext(ctx, `INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		img.ID, img.Filename, img.ContentType, img.SizeBytes, img.Width, img.Height, img.SHA256, nanos(img.CreatedAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO images (`+imageCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')`,
+		img.ID, img.Filename, img.ContentType, img.SizeBytes, img.Width, img.Height, img.SHA256, nanos(img.CreatedAt), img.DeleteTokenHash)
 	return img, wrap("insert image", err)
 }
 
@@ -202,6 +205,11 @@ func (s *SQLite) DeleteImage(ctx context.Context, id string) ([]string, error) {
 		return err
 	})
 	return sums, wrap("delete image", err)
+}
+
+func (s *SQLite) RecordDecodeError(ctx context.Context, sum, why string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE images SET decode_error = ?2 WHERE sha256 = ?1`, sum, why)
+	return wrap("record decode error", err)
 }
 
 func (s *SQLite) BlobInUse(ctx context.Context, sum string) (bool, error) {

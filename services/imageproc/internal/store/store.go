@@ -31,6 +31,12 @@ type Image struct {
 	Height      int
 	SHA256      string
 	CreatedAt   time.Time
+	// DeleteTokenHash is the hex SHA-256 of the token that may delete the
+	// image; "" for images stored before tokens existed.
+	DeleteTokenHash string
+	// DecodeError says why the image cannot be decoded, once a render found
+	// out; "" until then.
+	DecodeError string
 }
 
 // Variant is a transformed copy of an image, keyed by (ImageID, Spec).
@@ -104,6 +110,10 @@ type Store interface {
 	// DeleteImage removes an image with its variants and tasks and returns
 	// the SHA-256s that rows referred to, for the caller to collect.
 	DeleteImage(ctx context.Context, id string) ([]string, error)
+	// RecordDecodeError marks every image whose content is sum as one that
+	// cannot be decoded, with why: the bytes are what fail, whichever
+	// image row refers to them.
+	RecordDecodeError(ctx context.Context, sum, why string) error
 	// BlobInUse reports whether any image or variant refers to sum.
 	BlobInUse(ctx context.Context, sum string) (bool, error)
 	// ExpireVariants deletes the variants created before before, except

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Pagination", testPagination},
 		{"VariantsIdempotent", testVariants},
 		{"DeleteCascades", testDelete},
+		{"DeleteTokenAndDecodeErrorKept", testImageRecords},
 		{"BatchProgress", testBatch},
 		{"ClaimLeaseComplete", testClaim},
 		{"ExpiredLeaseReturns", testExpiry},
@@ -175,6 +176,41 @@ func testDelete(t *testing.T, f Factory) {
 	}
 	if _, err := s.DeleteImage(c, "img00000"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// testImageRecords: the delete token's hash is stored with the image, and a
+// decode error is recorded for every image with the same content (the
+// bytes fail, not the row) and read back by Get and List.
+func testImageRecords(t *testing.T, f Factory) {
+	s := f(t, 3)
+	c := ctx(t)
+	a, b, other := image("a1"), image("b1"), image("c1")
+	a.DeleteTokenHash = "hash-a"
+	b.SHA256 = a.SHA256 // the same photo uploaded twice
+	for _, img := range []store.Image{a, b, other} {
+		if _, err := s.CreateImage(c, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.GetImage(c, "a1"); err != nil || got.DeleteTokenHash != "hash-a" || got.DecodeError != "" {
+		t.Fatalf("GetImage = %+v, %v", got, err)
+	}
+	if err := s.RecordDecodeError(c, a.SHA256, "invalid image: corrupt"); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := s.ListImages(c, 10, "")
+	if err != nil || len(imgs) != 3 {
+		t.Fatalf("ListImages = %v, %v", imgs, err)
+	}
+	for _, img := range imgs {
+		want := ""
+		if img.SHA256 == a.SHA256 {
+			want = "invalid image: corrupt"
+		}
+		if img.DecodeError != want {
+			t.Errorf("%s: DecodeError %q, want %q", img.ID, img.DecodeError, want)
+		}
 	}
 }
 
