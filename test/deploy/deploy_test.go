@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -116,6 +117,31 @@ func TestEveryObjectLandsInTheNamespace(t *testing.T) {
 		for _, o := range objs {
 			if o.Kind != "Namespace" && o.Namespace != "kubelab" {
 				t.Errorf("%s: %s in namespace %q, want kubelab", b.name, o, o.Namespace)
+			}
+		}
+	}
+}
+
+// TestEveryObjectIsPartOfKubelab: `kubectl get all -l
+// app.kubernetes.io/part-of=kubelab`, as the README and lessons use it,
+// lists every object and pod an overlay deploys, the components' included.
+func TestEveryObjectIsPartOfKubelab(t *testing.T) {
+	for _, b := range builds(t) {
+		if !strings.HasPrefix(b.name, "overlay ") && b.name != "manifests" {
+			continue // a component alone is checked through the overlays that use it
+		}
+		objs, err := Build(b.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if m, ok := o.Obj.(metav1.Object); !ok || m.GetLabels()["app.kubernetes.io/part-of"] != "kubelab" {
+				t.Errorf("%s: %s lacks app.kubernetes.io/part-of=kubelab", b.name, o)
+			}
+		}
+		for _, p := range Pods(objs) {
+			if p.Meta.Labels["app.kubernetes.io/part-of"] != "kubelab" {
+				t.Errorf("%s: the pods of %s lack app.kubernetes.io/part-of=kubelab", b.name, p.Owner)
 			}
 		}
 	}

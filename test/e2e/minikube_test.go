@@ -128,7 +128,7 @@ func TestMinikubeREADME(t *testing.T) {
 		}},
 		{"make deploy-minikube", func(t *testing.T, line string) {
 			out := learner(t, line)
-			mustPrint(t, line, out, `statefulset rolling update complete`, `deployment.apps/frontend annotated`,
+			mustPrint(t, line, out, `roll out complete: 1 new pods have been updated`, `deployment.apps/frontend annotated`,
 				`deployment "imageproc" successfully rolled out`, `deployment "frontend" successfully rolled out`)
 		}},
 		{"kubectl -n kubelab get all -l app.kubernetes.io/part-of=kubelab", func(t *testing.T, line string) {
