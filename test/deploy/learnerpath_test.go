@@ -250,6 +250,9 @@ func TestSelectorUsesCatchBreaks(t *testing.T) {
 		{"a misspelt selector", "README.md:1: -l app.kubernetes.io/name=fronted matches no pod", func(_ []Object, u []SelectorUse) []SelectorUse {
 			return append(u, SelectorUse{Where: "README.md:1", Selector: "app.kubernetes.io/name=fronted"})
 		}},
+		{"EndpointSlices of a Service that is not there", "-l kubernetes.io/service-name=fronted matches no pod", func(_ []Object, u []SelectorUse) []SelectorUse {
+			return append(u, SelectorUse{Where: "docs/x.md:1", Selector: "kubernetes.io/service-name=fronted"})
+		}},
 		{"not a selector", "is not a valid selector", func(_ []Object, u []SelectorUse) []SelectorUse {
 			return append(u, SelectorUse{Where: "Makefile:1", Selector: "app.kubernetes.io/name in imageproc"})
 		}},

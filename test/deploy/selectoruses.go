@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -259,6 +261,15 @@ func CheckSelectorUses(objs []Object, uses []SelectorUse) []string {
 		if err != nil {
 			bad = append(bad, fmt.Sprintf("%s: -l %q is not a valid selector: %v", u.Where, u.Selector, err))
 			continue
+		}
+		// The EndpointSlice controller labels each slice with its
+		// Service's name: that selector lists slices, and needs the Service.
+		if reqs, _ := sel.Requirements(); len(reqs) == 1 && reqs[0].Key() == discoveryv1.LabelServiceName {
+			if name, ok := reqs[0].Values().PopAny(); ok {
+				if _, found := find[*corev1.Service](objs, name); found {
+					continue
+				}
+			}
 		}
 		matched := false
 		for _, p := range Pods(objs) {
