@@ -366,18 +366,27 @@ func TestLessons(t *testing.T) {
 	for _, l := range lessons {
 		t.Run(l.name, func(t *testing.T) {
 			before := namespaces(t)
+			// Also after a failed block (t.Fatal skips the rest of the
+			// lesson, its cleanup included), so the next lesson starts
+			// from what it expects; the next make deploy-minikube puts
+			// back whatever the lesson changed in kubelab's namespace.
+			t.Cleanup(func() {
+				out, _ := runKubectl("get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}")
+				for _, n := range strings.Fields(out) {
+					if n != ns && !slices.Contains(before, n) {
+						if !t.Failed() {
+							t.Errorf("the lesson left the namespace %s behind: its cleanup should delete it", n)
+						}
+						_, _ = runKubectl("delete", "namespace", n, "--wait=false")
+					}
+				}
+			})
 			began := time.Now()
 			sh := newLessonShell(t)
 			for _, b := range l.blocks {
 				sh.check(t, b)
 			}
 			t.Logf("%s: %d blocks in %v", l.name, len(l.blocks), time.Since(began).Round(time.Second))
-			for _, n := range namespaces(t) {
-				if n != ns && !slices.Contains(before, n) {
-					t.Errorf("the lesson left the namespace %s behind: its cleanup should delete it", n)
-					_, _ = runKubectl("delete", "namespace", n, "--wait=false")
-				}
-			}
 		})
 	}
 	t.Logf("all lessons: %v", time.Since(start).Round(time.Second))
