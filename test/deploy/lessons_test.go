@@ -532,6 +532,12 @@ func lessonObjectRefs(f mdFile) (refs []lessonObjectRef, created map[string]bool
 		if !strings.HasPrefix(b.Info, "sh") {
 			continue
 		}
+		for _, ref := range lessonManifestObjects(b.Body) {
+			created[ref.kind+"/"+ref.name] = true
+		}
+		for _, ref := range lessonManifestObjects(b.Body) {
+			created[ref.kind+"/"+ref.name] = true
+		}
 		for j, line := range strings.Split(b.Body, "\n") {
 			if m := otherNamespaceFlag.FindStringSubmatch(line); m != nil && m[1] != "kubelab" {
 				continue
@@ -548,6 +554,20 @@ func lessonObjectRefs(f mdFile) (refs []lessonObjectRef, created map[string]bool
 		}
 	}
 	return refs, created
+}
+
+// manifestKindName finds each object of a manifest written in a command
+// (kubectl create -f - <<EOF): its kind, and the name under its metadata.
+var manifestKindName = regexp.MustCompile(`(?m)^kind:[ \t]*([A-Za-z]+)[ \t]*$(?:\n(?:[ a-z].*)?)*?\n  name:[ \t]*([a-z0-9][a-z0-9.-]*)[ \t]*$`)
+
+// lessonManifestObjects returns the objects the manifests in one shell
+// block create, so a lesson may name what it made itself.
+func lessonManifestObjects(body string) []lessonObjectRef {
+	var refs []lessonObjectRef
+	for _, m := range manifestKindName.FindAllStringSubmatch(body, -1) {
+		refs = append(refs, lessonObjectRef{kind: m[1], name: m[2]})
+	}
+	return refs
 }
 
 // lessonKubectlCommands splits a shell line into the argument lists of its
@@ -886,17 +906,18 @@ func TestLessonCommandParsing(t *testing.T) {
 		"kubectl get deployment coredns -n kube-system\n" +
 		"kubectl -n kubelab create configmap lesson-notes --from-literal=a=b\n" +
 		"kubectl get configmap lesson-notes -n kubelab\n" +
+		"kubectl create -n kubelab -f - <<'EOF'\napiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    a: b\n  name: lesson-pod\nspec:\n  containers:\n    - name: c\n---\nkind: Service\nmetadata:\n  name: lesson-svc\nEOF\n" +
 		"```\nSee deployment.apps/frontend, services/frontend/internal/pod, ReplicaSet/frontend-…, and the Secret `postgres`.\n"}
 	refs, created := lessonObjectRefs(f)
 	var got []string
 	for _, r := range refs {
 		got = append(got, fmt.Sprintf("%d %s/%s", r.line, r.kind, r.name))
 	}
-	want := []string{"9 Deployment/frontend", "9 Secret/postgres", "3 Secret/frontend", "4 Deployment/imageproc", "7 ConfigMap/lesson-notes"}
+	want := []string{"24 Deployment/frontend", "24 Secret/postgres", "3 Secret/frontend", "4 Deployment/imageproc", "7 ConfigMap/lesson-notes"}
 	if !slices.Equal(got, want) {
 		t.Errorf("refs = %q, want %q", got, want)
 	}
-	if !created["ConfigMap/lesson-notes"] || len(created) != 1 {
-		t.Errorf("created = %v, want ConfigMap/lesson-notes", created)
+	if !created["ConfigMap/lesson-notes"] || !created["Pod/lesson-pod"] || !created["Service/lesson-svc"] || len(created) != 3 {
+		t.Errorf("created = %v, want ConfigMap/lesson-notes, Pod/lesson-pod and Service/lesson-svc", created)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -354,40 +355,98 @@ func TestLessonFormat(t *testing.T) {
 	}
 }
 
+// onlyLessons runs some lessons against kubelab as it is deployed, for
+// whoever is writing them: go test -tags e2e -run TestLessons -args
+// -lessons=07,11.
+var onlyLessons = flag.String("lessons", "", "comma-separated lesson numbers to run alone, on kubelab as deployed")
+
+// createsNamespace finds the namespaces a lesson makes, so that a failed
+// lesson's are removed too (a failed block skips the lesson's cleanup).
+var createsNamespace = regexp.MustCompile(`kubectl create (?:namespace|ns) ([a-z0-9-]+)`)
+
+// inSequence tells a lesson that changes kubelab's own namespace: it
+// starts by deploying kubelab, and runs in course order with the others
+// that do. The rest work in namespaces of their own and only read
+// kubelab's, so they run beside that sequence.
+func (l lesson) inSequence() bool {
+	return len(l.blocks) > 0 && strings.TrimSpace(l.blocks[0].written) == "make deploy-minikube"
+}
+
+// run runs every block of one lesson in a fresh shell, and removes the
+// namespaces it made if a block fails.
+func (l lesson) run(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, b := range l.blocks {
+			for _, m := range createsNamespace.FindAllStringSubmatch(b.runs, -1) {
+				_, _ = runKubectl("delete", "namespace", m[1], "--wait=false", "--ignore-not-found")
+			}
+		}
+	})
+	began := time.Now()
+	sh := newLessonShell(t)
+	for _, b := range l.blocks {
+		sh.check(t, b)
+	}
+	t.Logf("%s: %d blocks in %v", l.name, len(l.blocks), time.Since(began).Round(time.Second))
+}
+
 // TestLessons runs every runnable block of every English lesson on the
 // test cluster, in order, as a learner following the course would, and
-// checks what each prints. The lessons deploy the minikube overlay
-// themselves (make deploy-minikube), so the namespace starts empty and is
-// removed at the end, as TestMinikubeREADME leaves it.
+// checks what each prints. Lesson 1 deploys the minikube overlay into an
+// empty namespace (make deploy-minikube), as a learner's first deploy;
+// then the lessons that change kubelab's namespace run one after another
+// in course order, and beside them every other lesson, each in its own
+// namespace. At the end no namespace a lesson made may remain, and
+// kubelab's is removed, as TestMinikubeREADME leaves it.
 func TestLessons(t *testing.T) {
 	lessons := readLessons(t)
+	if *onlyLessons != "" {
+		want := strings.Split(*onlyLessons, ",")
+		for _, l := range lessons {
+			if slices.ContainsFunc(want, func(n string) bool { return strings.HasPrefix(l.name, n+"-") }) {
+				t.Run(l.name, l.run)
+			}
+		}
+		return
+	}
+	before := namespaces(t)
 	freshNamespace(t)
 	start := time.Now()
-	for _, l := range lessons {
-		t.Run(l.name, func(t *testing.T) {
-			before := namespaces(t)
-			// Also after a failed block (t.Fatal skips the rest of the
-			// lesson, its cleanup included), so the next lesson starts
-			// from what it expects; the next make deploy-minikube puts
-			// back whatever the lesson changed in kubelab's namespace.
-			t.Cleanup(func() {
-				out, _ := runKubectl("get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}")
-				for _, n := range strings.Fields(out) {
-					if n != ns && !slices.Contains(before, n) {
-						if !t.Failed() {
-							t.Errorf("the lesson left the namespace %s behind: its cleanup should delete it", n)
-						}
-						_, _ = runKubectl("delete", "namespace", n, "--wait=false")
-					}
+	t.Cleanup(func() {
+		out, _ := runKubectl("get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}")
+		for _, n := range strings.Fields(out) {
+			if n != ns && !slices.Contains(before, n) {
+				if !t.Failed() {
+					t.Errorf("a lesson left the namespace %s behind: its cleanup should delete it", n)
 				}
-			})
-			began := time.Now()
-			sh := newLessonShell(t)
-			for _, b := range l.blocks {
-				sh.check(t, b)
+				_, _ = runKubectl("delete", "namespace", n, "--wait=false")
 			}
-			t.Logf("%s: %d blocks in %v", l.name, len(l.blocks), time.Since(began).Round(time.Second))
-		})
+		}
+	})
+	if !t.Run(lessons[0].name, lessons[0].run) {
+		t.Fatalf("%s deploys kubelab for every other lesson", lessons[0].name)
 	}
+	t.Run("course", func(t *testing.T) {
+		t.Run("in-sequence", func(t *testing.T) {
+			t.Parallel()
+			for _, l := range lessons[1:] {
+				if l.inSequence() {
+					t.Run(l.name, l.run)
+				}
+			}
+		})
+		for _, l := range lessons[1:] {
+			if !l.inSequence() {
+				t.Run(l.name, func(t *testing.T) {
+					t.Parallel()
+					l.run(t)
+				})
+			}
+		}
+	})
 	t.Logf("all lessons: %v", time.Since(start).Round(time.Second))
 }
