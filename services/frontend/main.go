@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,10 @@ type settings struct {
 	// SessionKey signs admin login cookies; set it from a Secret so
 	// sessions work on every replica. Unset, each process makes its own.
 	SessionKey string `envconfig:"SESSION_KEY"`
+	// LessonsURL is where the course (docs/lessons) is published: the
+	// cluster panel links each of its parts to the lesson that explains
+	// it. Empty, the panel links nothing.
+	LessonsURL string `envconfig:"LESSONS_URL" default:"https://github.com/kubelab/kubelab/blob/main/docs/lessons"`
 
 	lifecycle.Config
 }
@@ -85,8 +90,15 @@ func (s *settings) Validate() error {
 		return errors.New("DRAIN_DELAY must not be negative and SHUTDOWN_TIMEOUT must be positive")
 	case s.SessionKey != "" && len(s.SessionKey) < 16:
 		return errors.New("SESSION_KEY must be at least 16 characters")
+	case s.LessonsURL != "" && !absoluteHTTP(s.LessonsURL):
+		return fmt.Errorf("LESSONS_URL=%q must be an absolute http or https URL, or empty", s.LessonsURL)
 	}
 	return nil
+}
+
+func absoluteHTTP(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // adminTokenKey is the file (Secret key) holding the admin token.
@@ -136,11 +148,12 @@ func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) e
 	}
 	srv, err := web.New(web.Deps{
 		Log: log, Build: info, Pod: self, Live: vols.current.Load, Backend: client, Health: checker, Metrics: metrics,
-		Auth:    auth.New(func() string { return vols.secret().Get(adminTokenKey, "") }, key),
-		Demo:    demo.New(log, checker.ForceUnready),
-		Crash:   func() { os.Exit(3) },
-		Started: time.Now(),
-		Pace:    web.Pace{MinRate: cfg.UploadMinRate, Window: cfg.UploadRateWindow},
+		Auth:       auth.New(func() string { return vols.secret().Get(adminTokenKey, "") }, key),
+		Demo:       demo.New(log, checker.ForceUnready),
+		Crash:      func() { os.Exit(3) },
+		Started:    time.Now(),
+		LessonsURL: cfg.LessonsURL,
+		Pace:       web.Pace{MinRate: cfg.UploadMinRate, Window: cfg.UploadRateWindow},
 	})
 	if err != nil {
 		return err

@@ -276,6 +276,7 @@ func TestProcessBadConfigNamesVariable(t *testing.T) {
 		{"MAX_UPLOAD_BYTES=-1", "MAX_UPLOAD_BYTES"},
 		{"IMAGEPROC_TIMEOUT=soon", "IMAGEPROC_TIMEOUT"},
 		{"CONFIG_DIR=/nonexistent/kubelab", "CONFIG_DIR"},
+		{"LESSONS_URL=docs/lessons", "LESSONS_URL"},
 	} {
 		cmd := exec.CommandContext(t.Context(), proctest.Build(t, "."))
 		cmd.Env = append(os.Environ(), "HTTP_ADDR=127.0.0.1:0", tt.env)

@@ -41,6 +41,9 @@ type harness struct {
 
 const testToken = "test-admin-token"
 
+// testLessonsURL is where the pages link the course.
+const testLessonsURL = "https://lessons.test/docs/lessons"
+
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{}
@@ -70,7 +73,7 @@ func (h *harness) start(t *testing.T) (*proctest.Proc, string) {
 		Live: h.live.Load, Backend: client, Health: h.checker, Metrics: telemetry.NewMetrics(info),
 		Auth:  auth.New(func() string { return *h.token.Load() }, []byte("0123456789abcdef")),
 		Demo:  demo.New(log, h.checker.ForceUnready),
-		Crash: func() { h.crashed.Add(1) }, Started: time.Now(),
+		Crash: func() { h.crashed.Add(1) }, Started: time.Now(), LessonsURL: testLessonsURL,
 	})
 	if err != nil {
 		t.Fatal(err)

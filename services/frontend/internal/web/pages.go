@@ -42,6 +42,8 @@ type Panel struct {
 	Health                      health.Status
 	Demo                        demo.State
 	AdminEnabled                bool
+	// Lessons links each part of the panel to the lesson that explains it.
+	Lessons Lessons
 }
 
 // common is what every page template gets.
@@ -91,6 +93,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page s
 func (s *Server) renderAnswered(w http.ResponseWriter, r *http.Request, code int, page string, data pageData, answer *backend.Answer) {
 	c := data.base()
 	c.Panel = s.panel(answer)
+	c.Panel.Lessons = lessonsFor(s.LessonsURL, r)
 	c.Settings = c.Panel.Settings
 	c.Presets = presets
 	c.Path = r.URL.Path

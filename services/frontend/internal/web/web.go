@@ -56,6 +56,9 @@ type Deps struct {
 	Started time.Time
 	// Pace is the slowest request body waited for.
 	Pace Pace
+	// LessonsURL is where the course is published; the panel links each
+	// of its parts to a lesson there. Empty, it links nothing.
+	LessonsURL string
 }
 
 // Server serves every route.

@@ -29,6 +29,13 @@ func TestPagesUploadBrowseTransform(t *testing.T) {
 			t.Errorf("panel lacks %q", want)
 		}
 	}
+	// Each part of the panel links to its lesson, in the reader's language.
+	_, body = h.do(t, http.MethodGet, "/", nil, "Accept-Language", "ja,en;q=0.5")
+	for _, file := range lessonFiles {
+		if want := `<a class="lesson" href="` + testLessonsURL + "/ja/" + file + `.md">レッスン`; !strings.Contains(body, want) {
+			t.Errorf("panel lacks the link %s", want)
+		}
+	}
 
 	photo := pipelinetest.JPEG(640, 480, 1)
 	b, ct := form(t, "file", "harbour.jpg", photo)
