@@ -539,13 +539,16 @@ func lessonObjectRefs(f mdFile) (refs []lessonObjectRef, created map[string]bool
 			created[ref.kind+"/"+ref.name] = true
 		}
 		for j, line := range strings.Split(b.Body, "\n") {
-			if m := otherNamespaceFlag.FindStringSubmatch(line); m != nil && m[1] != "kubelab" {
-				continue
-			}
+			// What a command names in another namespace is not kubelab's,
+			// but what it creates there the lesson may name later.
+			m := otherNamespaceFlag.FindStringSubmatch(line)
+			elsewhere := m != nil && m[1] != "kubelab"
 			for _, cmd := range lessonKubectlCommands(line) {
 				r, c := lessonCommandRefs(cmd)
 				for _, ref := range r {
-					refs = append(refs, lessonObjectRef{b.Line + 1 + j, ref.kind, ref.name})
+					if !elsewhere {
+						refs = append(refs, lessonObjectRef{b.Line + 1 + j, ref.kind, ref.name})
+					}
 				}
 				for _, ref := range c {
 					created[ref.kind+"/"+ref.name] = true
@@ -906,6 +909,7 @@ func TestLessonCommandParsing(t *testing.T) {
 		"kubectl get deployment coredns -n kube-system\n" +
 		"kubectl -n kubelab create configmap lesson-notes --from-literal=a=b\n" +
 		"kubectl get configmap lesson-notes -n kubelab\n" +
+		"kubectl create job check-now --from=cronjob/frontend-check -n lesson-jobs\n" +
 		"kubectl create -n kubelab -f - <<'EOF'\napiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    a: b\n  name: lesson-pod\nspec:\n  containers:\n    - name: c\n---\nkind: Service\nmetadata:\n  name: lesson-svc\nEOF\n" +
 		"```\nSee deployment.apps/frontend, services/frontend/internal/pod, ReplicaSet/frontend-…, and the Secret `postgres`.\n"}
 	refs, created := lessonObjectRefs(f)
@@ -913,11 +917,11 @@ func TestLessonCommandParsing(t *testing.T) {
 	for _, r := range refs {
 		got = append(got, fmt.Sprintf("%d %s/%s", r.line, r.kind, r.name))
 	}
-	want := []string{"24 Deployment/frontend", "24 Secret/postgres", "3 Secret/frontend", "4 Deployment/imageproc", "7 ConfigMap/lesson-notes"}
+	want := []string{"25 Deployment/frontend", "25 Secret/postgres", "3 Secret/frontend", "4 Deployment/imageproc", "7 ConfigMap/lesson-notes"}
 	if !slices.Equal(got, want) {
 		t.Errorf("refs = %q, want %q", got, want)
 	}
-	if !created["ConfigMap/lesson-notes"] || !created["Pod/lesson-pod"] || !created["Service/lesson-svc"] || len(created) != 3 {
-		t.Errorf("created = %v, want ConfigMap/lesson-notes, Pod/lesson-pod and Service/lesson-svc", created)
+	if !created["ConfigMap/lesson-notes"] || !created["Pod/lesson-pod"] || !created["Service/lesson-svc"] || !created["Job/check-now"] || len(created) != 4 {
+		t.Errorf("created = %v, want ConfigMap/lesson-notes, Job/check-now, Pod/lesson-pod and Service/lesson-svc", created)
 	}
 }
