@@ -54,6 +54,8 @@ func newTyped(apiVersion, kind string) (any, bool) {
 		return &appsv1.Deployment{}, true
 	case "apps/v1/StatefulSet":
 		return &appsv1.StatefulSet{}, true
+	case "apps/v1/DaemonSet":
+		return &appsv1.DaemonSet{}, true
 	case "batch/v1/Job":
 		return &batchv1.Job{}, true
 	case "batch/v1/CronJob":

@@ -35,6 +35,8 @@ func Pods(objs []Object) []Pod {
 			pods = append(pods, Pod{o, &v.Spec.Template.ObjectMeta, &v.Spec.Template.Spec})
 		case *appsv1.StatefulSet:
 			pods = append(pods, Pod{o, &v.Spec.Template.ObjectMeta, &v.Spec.Template.Spec})
+		case *appsv1.DaemonSet:
+			pods = append(pods, Pod{o, &v.Spec.Template.ObjectMeta, &v.Spec.Template.Spec})
 		case *batchv1.Job:
 			pods = append(pods, Pod{o, &v.Spec.Template.ObjectMeta, &v.Spec.Template.Spec})
 		case *batchv1.CronJob:
@@ -87,6 +89,8 @@ func CheckSelectors(objs []Object) []string {
 		case *appsv1.Deployment:
 			sel, tmpl = v.Spec.Selector, v.Spec.Template.Labels
 		case *appsv1.StatefulSet:
+			sel, tmpl = v.Spec.Selector, v.Spec.Template.Labels
+		case *appsv1.DaemonSet:
 			sel, tmpl = v.Spec.Selector, v.Spec.Template.Labels
 		case *policyv1.PodDisruptionBudget:
 			if !selectsAPod(v.Spec.Selector, objs) {

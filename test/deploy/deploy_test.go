@@ -293,6 +293,17 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 				deployment(o, "imageproc").Spec.Replicas = &two
 			}},
 		},
+		// A DaemonSet's pod template is checked like a Deployment's.
+		"kustomize/overlays/minikube-node-canary": {
+			{"pod-security", "allowPrivilegeEscalation", func(o []Object) {
+				ds, _ := find[*appsv1.DaemonSet](o, "node-canary")
+				ds.Spec.Template.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
+			}},
+			{"selectors", "does not match its template", func(o []Object) {
+				ds, _ := find[*appsv1.DaemonSet](o, "node-canary")
+				ds.Spec.Template.Labels["app.kubernetes.io/name"] = "canary"
+			}},
+		},
 		"kustomize/overlays/production": {
 			{"hpa-replicas", "Deployment/frontend sets replicas: 4", func(o []Object) {
 				four := int32(4)
