@@ -1,6 +1,7 @@
 package web
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -34,7 +35,7 @@ func TestLessonsFollowAcceptLanguage(t *testing.T) {
 		{"de;q=0.9,ja;q=0.2", base + "ja/12-probes.md", "レッスン12"},
 	}
 	for _, tt := range tests {
-		r := httptest.NewRequest("GET", "/", nil)
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		if tt.accept != "" {
 			r.Header.Set("Accept-Language", tt.accept)
 		}
@@ -43,10 +44,10 @@ func TestLessonsFollowAcceptLanguage(t *testing.T) {
 			t.Errorf("Accept-Language %q: got %+v, %v; want %s %q", tt.accept, l, err, tt.href, tt.title)
 		}
 	}
-	if l, err := lessonsFor("", httptest.NewRequest("GET", "/", nil)).For("probes"); l != nil || err != nil {
+	if l, err := lessonsFor("", httptest.NewRequest(http.MethodGet, "/", nil)).For("probes"); l != nil || err != nil {
 		t.Errorf("no LESSONS_URL: got %+v, %v; want no link", l, err)
 	}
-	if _, err := lessonsFor(base, httptest.NewRequest("GET", "/", nil)).For("probs"); err == nil || !strings.Contains(err.Error(), "probs") {
+	if _, err := lessonsFor(base, httptest.NewRequest(http.MethodGet, "/", nil)).For("probs"); err == nil || !strings.Contains(err.Error(), "probs") {
 		t.Errorf("unknown topic: err = %v, want one naming it", err)
 	}
 }
