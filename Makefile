@@ -211,7 +211,9 @@ cluster-down: ## stop the test cluster and remove every trace of it
 
 .PHONY: e2e
 e2e: ## end-to-end tests on the test cluster (after make cluster-up)
-	cd test/e2e && $(CLUSTER_ENV) go test -tags e2e -count=1 -timeout 45m -v .
+	# -parallel: the lessons that only read kubelab run side by side
+	# (TestLessons); they wait on the cluster, not on the CPU.
+	cd test/e2e && $(CLUSTER_ENV) go test -tags e2e -count=1 -timeout 45m -parallel 16 -v .
 
 .PHONY: test
 test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process, browser and fuzz-seed tests
