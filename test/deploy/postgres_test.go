@@ -244,7 +244,7 @@ func containerEnv(objs []Object, c corev1.Container) (map[string]string, error) 
 	}
 	env := map[string]string{}
 	for _, e := range c.Env {
-		v, err := envValue(objs, e)
+		v, err := envValue(objs, e, env)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", c.Name, e.Name, err)
 		}
@@ -254,13 +254,11 @@ func containerEnv(objs []Object, c corev1.Container) (map[string]string, error) 
 }
 
 // envValue is the value the kubelet gives one variable.
-func envValue(objs []Object, e corev1.EnvVar) (string, error) {
+// earlier holds the variables defined before it, which $(VAR) may name.
+func envValue(objs []Object, e corev1.EnvVar, earlier map[string]string) (string, error) {
 	switch {
 	case e.ValueFrom == nil:
-		if strings.Contains(e.Value, "$(") {
-			return "", fmt.Errorf("$(VAR) references are not modelled")
-		}
-		return e.Value, nil
+		return expandEnv(e.Value, earlier), nil
 	case e.ValueFrom.SecretKeyRef != nil:
 		ref := e.ValueFrom.SecretKeyRef
 		if s, ok := find[*corev1.Secret](objs, ref.Name); ok {
@@ -282,6 +280,36 @@ func envValue(objs []Object, e corev1.EnvVar) (string, error) {
 		return "", fmt.Errorf("no key %s in ConfigMap %s", ref.Key, ref.Name)
 	}
 	return "", fmt.Errorf("only values, Secret and ConfigMap keys are modelled")
+}
+
+// expandEnv does to a value what the kubelet does: $(VAR) of a variable
+// defined earlier becomes its value, $$ a single $, and any other
+// reference stays as written.
+func expandEnv(s string, earlier map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		rest := s[i:]
+		switch {
+		case strings.HasPrefix(rest, "$$"):
+			b.WriteByte('$')
+			i++
+		case strings.HasPrefix(rest, "$("):
+			end := strings.IndexByte(rest, ')')
+			if end < 0 {
+				b.WriteString(rest)
+				return b.String()
+			}
+			if v, ok := earlier[rest[2:end]]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(rest[:end+1])
+			}
+			i += end
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // mergeEnv lays a container's environment over the image's, as the
@@ -324,7 +352,10 @@ func databaseURLs(objs []Object, pg corev1.Container) ([]string, error) {
 		if i < 0 {
 			continue
 		}
-		raw, err := envValue(objs, c.Env[i])
+		raw, err := envValue(objs, c.Env[i], nil)
+		if err == nil && strings.Contains(raw, "$(") {
+			err = fmt.Errorf("$(VAR) references in it are not modelled")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("imageproc %s: DATABASE_URL: %w", c.Name, err)
 		}
@@ -389,6 +420,15 @@ func (p pgPod) check(t *testing.T) {
 
 	second := p.start(t, rootfs, mounts)
 	second.waitReady(ctx, t)
+	// The probe runs every few seconds for the pod's life: it must not
+	// fill the server's log (as it does asking for a role that is not
+	// there).
+	if out, err := second.exec(ctx, p.Probe); err != nil {
+		t.Fatalf("the readiness probe failed on a ready server: %v\n%s", err, out)
+	}
+	if log := second.logs.String(); strings.Contains(log, "FATAL") {
+		t.Errorf("the readiness probe makes the server log errors:\n%s", log)
+	}
 	if got := second.psql(ctx, t, p.URLs[0], "SELECT note FROM kept"); got != "from the first start" {
 		t.Fatalf("after a restart the database holds %q, want the first start's row", got)
 	}
@@ -783,4 +823,23 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestExpandEnv(t *testing.T) {
+	earlier := map[string]string{"USER": "kubelab", "DB": "photos"}
+	for in, want := range map[string]string{
+		"$(USER)":          "kubelab",
+		"$(USER)@$(DB)":    "kubelab@photos",
+		"$(MISSING)":       "$(MISSING)",
+		"$$(USER)":         "$(USER)",
+		"cost: $5":         "cost: $5",
+		"$(USER":           "$(USER",
+		"a$$b":             "a$b",
+		"plain":            "plain",
+		"$(DB)/$(MISSING)": "photos/$(MISSING)",
+	} {
+		if got := expandEnv(in, earlier); got != want {
+			t.Errorf("expandEnv(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
