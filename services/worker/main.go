@@ -7,8 +7,11 @@
 //	worker maintain   the CronJob: queue missing thumbnails, expire old
 //	                  variants, remove orphaned blobs, then work the queue
 //
-// Exit codes are chosen for the Job controller: 0 when the work is done or
-// the pod was stopped (SIGTERM releases unfinished tasks); 1 when imageproc
+// Exit codes are chosen for the Job controller: 0 when the work is done;
+// 143 (128 + SIGTERM) when the pod was stopped first, after releasing its
+// unfinished tasks, so the Job starts another pod for the rest (in an
+// Indexed Job, for the same index; a drain's eviction is not counted
+// against backoffLimit, the podFailurePolicy ignores it); 1 when imageproc
 // stayed unreachable, which a new pod may fix (counted against
 // backoffLimit); 2 for a configuration error, which no retry fixes (the
 // Job's podFailurePolicy fails the Job at once).
@@ -94,8 +97,9 @@ func (s *settings) Validate() error {
 
 // Exit codes, see the package comment.
 const (
-	exitRetry  = 1
-	exitConfig = lifecycle.ExitConfig
+	exitRetry   = 1
+	exitConfig  = lifecycle.ExitConfig
+	exitStopped = 128 + 15
 )
 
 func main() {
@@ -115,6 +119,11 @@ func main() {
 	switch {
 	case err == nil:
 		return
+	case errors.Is(err, work.ErrStopped):
+		// Exiting 0 would tell the Job this pod's share is done: an
+		// Indexed Job would never run this index again.
+		log.Info("stopped before the work was done; the Job starts a new pod for the rest")
+		os.Exit(exitStopped)
 	case errors.Is(err, work.ErrUnreachable) || isTransient(err):
 		log.Error("giving up for now; the Job will retry in a new pod", "err", err)
 		os.Exit(exitRetry)

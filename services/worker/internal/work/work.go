@@ -108,9 +108,10 @@ func (w *Worker) Stats() Stats {
 }
 
 // Run works until the queue (or its shard) has nothing pending or leased,
-// or ctx ends. When ctx ends it claims nothing more, lets tasks in progress
-// finish for up to Config.Finish, then releases what is left, and returns
-// nil: a stopped worker has failed nothing.
+// and returns nil, or until ctx ends. When ctx ends it claims nothing
+// more, lets tasks in progress finish for up to Config.Finish, releases
+// what is left and returns ErrStopped: the work is not done, and whoever
+// runs workers must start another (in an Indexed Job, for this shard).
 func (w *Worker) Run(ctx context.Context) error {
 	// Tasks run on their own context, which outlives ctx by Finish.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -164,7 +165,7 @@ func (w *Worker) claimLoop(ctx context.Context, tasks chan<- leased, free chan s
 		case <-free:
 			n = 1
 		case <-ctx.Done():
-			return nil
+			return ErrStopped
 		}
 	more:
 		for n < w.cfg.Batch {
@@ -176,8 +177,8 @@ func (w *Worker) claimLoop(ctx context.Context, tasks chan<- leased, free chan s
 			}
 		}
 		resp, sent, err := w.claim(ctx, n)
-		if errors.Is(err, errStopped) {
-			return nil
+		if errors.Is(err, ErrStopped) {
+			return err
 		}
 		if err != nil {
 			return err
@@ -202,7 +203,7 @@ func (w *Worker) claimLoop(ctx context.Context, tasks chan<- leased, free chan s
 		select {
 		case <-time.After(w.cfg.Poll):
 		case <-ctx.Done():
-			return nil
+			return ErrStopped
 		}
 	}
 }
@@ -223,7 +224,7 @@ func (w *Worker) claim(ctx context.Context, n int) (*imageprocv1.ClaimTasksRespo
 			// Stopped while claiming: take no more work, and give back
 			// what this claim leased rather than leave it to expire.
 			w.releaseAll(resp.GetTasks())
-			return nil, sent, errStopped
+			return nil, sent, ErrStopped
 		}
 		if err == nil {
 			return resp, sent, nil
@@ -254,8 +255,9 @@ func (w *Worker) releaseAll(tasks []*imageprocv1.Task) {
 	}
 }
 
-// errStopped: the run was asked to stop while claiming.
-var errStopped = errors.New("stopped")
+// ErrStopped: the run was asked to stop before its work was done, and
+// gave back the tasks it held.
+var ErrStopped = errors.New("stopped before the work was done")
 
 // transient errors of a claim are imageproc (or its database) being
 // briefly away.
