@@ -673,12 +673,33 @@ func lessonCommandRefs(args []string) (refs, created []lessonObjectRef) {
 		if len(pos) > 1 && literal(pos[1]) {
 			created = append(created, lessonObjectRef{kind: "Pod", name: pos[1]})
 		}
+	case "expose":
+		// expose KIND NAME --name=SERVICE makes a Service named SERVICE,
+		// or, without --name, one named like what it exposes.
+		name := ""
+		for i, a := range args {
+			if v, ok := strings.CutPrefix(a, "--name="); ok {
+				name = v
+			} else if a == "--name" && i+1 < len(args) {
+				name = args[i+1]
+			}
+		}
+		if name == "" && len(pos) > 2 {
+			name = pos[2]
+		} else if name == "" && len(pos) == 2 {
+			if _, n, ok := strings.Cut(pos[1], "/"); ok {
+				name = n
+			}
+		}
+		if literal(name) {
+			created = append(created, lessonObjectRef{kind: "Service", name: name})
+		}
 	case "create":
-		// create KIND NAME, create secret TYPE NAME
+		// create KIND NAME, create secret|service TYPE NAME
 		if len(pos) > 2 {
 			if kind, ok := lessonKinds[pos[1]]; ok {
 				name := pos[2]
-				if kind == "Secret" && len(pos) > 3 {
+				if (kind == "Secret" || kind == "Service") && len(pos) > 3 {
 					name = pos[3]
 				}
 				if literal(name) {
@@ -910,6 +931,8 @@ func TestLessonCommandParsing(t *testing.T) {
 		"kubectl -n kubelab create configmap lesson-notes --from-literal=a=b\n" +
 		"kubectl get configmap lesson-notes -n kubelab\n" +
 		"kubectl create job check-now --from=cronjob/frontend-check -n lesson-jobs\n" +
+		"kubectl create service externalname database -n lesson-x --external-name=postgres.kubelab.svc.cluster.local\n" +
+		"kubectl expose deployment web -n lesson-x --port=80 && kubectl expose deployment/api -n lesson-x --name=api-svc\n" +
 		"kubectl create -n kubelab -f - <<'EOF'\napiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    a: b\n  name: lesson-pod\nspec:\n  containers:\n    - name: c\n---\nkind: Service\nmetadata:\n  name: lesson-svc\nEOF\n" +
 		"```\nSee deployment.apps/frontend, services/frontend/internal/pod, ReplicaSet/frontend-…, and the Secret `postgres`.\n"}
 	refs, created := lessonObjectRefs(f)
@@ -917,11 +940,12 @@ func TestLessonCommandParsing(t *testing.T) {
 	for _, r := range refs {
 		got = append(got, fmt.Sprintf("%d %s/%s", r.line, r.kind, r.name))
 	}
-	want := []string{"25 Deployment/frontend", "25 Secret/postgres", "3 Secret/frontend", "4 Deployment/imageproc", "7 ConfigMap/lesson-notes"}
+	want := []string{"27 Deployment/frontend", "27 Secret/postgres", "3 Secret/frontend", "4 Deployment/imageproc", "7 ConfigMap/lesson-notes"}
 	if !slices.Equal(got, want) {
 		t.Errorf("refs = %q, want %q", got, want)
 	}
-	if !created["ConfigMap/lesson-notes"] || !created["Pod/lesson-pod"] || !created["Service/lesson-svc"] || !created["Job/check-now"] || len(created) != 4 {
-		t.Errorf("created = %v, want ConfigMap/lesson-notes, Job/check-now, Pod/lesson-pod and Service/lesson-svc", created)
+	if !created["ConfigMap/lesson-notes"] || !created["Pod/lesson-pod"] || !created["Service/lesson-svc"] || !created["Job/check-now"] ||
+		!created["Service/database"] || !created["Service/web"] || !created["Service/api-svc"] || len(created) != 7 {
+		t.Errorf("created = %v, want ConfigMap/lesson-notes, Job/check-now, Pod/lesson-pod and Services lesson-svc, database, web and api-svc", created)
 	}
 }
