@@ -82,8 +82,11 @@ MINIKUBE_BUILDS = $(sort $(foreach s,$(SERVICES),$(s):0.1.0) frontend:$(NEW_TAG)
 # One recipe line per image, not a shell loop, so `make -n images-minikube`
 # shows exactly what is built (test/deploy reads it and checks that the
 # overlay, the Jobs and the demos use nothing else).
+# --all builds on every node: a minikube of several nodes (lesson 21) runs
+# pods on each, and an image only the primary node has leaves them in
+# ErrImageNeverPull there.
 define minikube-image-build
-minikube image build -f docker/Dockerfile --build-opt=target=image --build-opt=build-arg=SERVICE=$(firstword $(subst :, ,$(1))) --build-opt=build-arg=VERSION=$(lastword $(subst :, ,$(1))) -t kubelab/$(1) .
+minikube image build --all -f docker/Dockerfile --build-opt=target=image --build-opt=build-arg=SERVICE=$(firstword $(subst :, ,$(1))) --build-opt=build-arg=VERSION=$(lastword $(subst :, ,$(1))) -t kubelab/$(1) .
 
 endef
 
@@ -196,9 +199,16 @@ MINIKUBE_IMAGES = $(addprefix docker.io/kubelab/,$(MINIKUBE_BUILDS)) docker.io/l
 cluster-build: ## compile and package everything the test cluster runs (cached in ~/.cache/kubelab)
 	$(CLUSTER) build
 
+# Nodes of the test cluster: the first runs the control plane too.
+NODES ?= 3
+
 .PHONY: cluster-up
-cluster-up: ## start a real single-node Kubernetes in its own network namespace, with kubelab's images
-	$(CLUSTER) up
+cluster-up: ## start a real Kubernetes of NODES nodes (default 3), each in its own network namespace, with kubelab's images
+	NODES=$(NODES) $(CLUSTER) up
+	@$(MAKE) --no-print-directory cluster-images
+
+.PHONY: cluster-images
+cluster-images: ## build kubelab's images (two versions) and load them into every node of the running test cluster
 	@for v in $(E2E_VERSIONS); do $(MAKE) --no-print-directory images IMAGE_TAG=$$v VERSION=$$v; done
 	@$(foreach i,$(MINIKUBE_BUILDS),$(PODMAN) tag $(IMAGE_PREFIX)$(i) docker.io/kubelab/$(i);)
 	$(CLUSTER) postgres-image $(IMAGE_PREFIX)postgres:15-debian docker.io/library/$(PG_IMAGE)
@@ -211,9 +221,11 @@ cluster-down: ## stop the test cluster and remove every trace of it
 
 .PHONY: e2e
 e2e: ## end-to-end tests on the test cluster (after make cluster-up)
-	# -parallel: the lessons that only read kubelab run side by side
-	# (TestLessons); they wait on the cluster, not on the CPU.
-	cd test/e2e && $(CLUSTER_ENV) go test -tags e2e -count=1 -timeout 45m -parallel 16 -v .
+	# -parallel: the lessons run beside the suite's other tests, and those
+	# that only read kubelab beside each other; most wait on the cluster,
+	# not on the CPU, and the tests take turns where they must
+	# (test/e2e/e2e_test.go). It counts the tests waiting for a turn too.
+	cd test/e2e && $(CLUSTER_ENV) go test -tags e2e -count=1 -timeout 45m -parallel 40 -v .
 
 .PHONY: test
 test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process, browser and fuzz-seed tests

@@ -1,6 +1,7 @@
 // Command imageproc is kubelab's image-processing backend: a gRPC server
-// that owns the photos (on its volume) and their metadata and work queue
-// (in PostgreSQL, or an embedded SQLite file when DATABASE_URL is unset).
+// that owns the photos (on its volume, or in PostgreSQL with
+// BLOB_STORE=postgres) and their metadata and work queue (in PostgreSQL,
+// or an embedded SQLite file when DATABASE_URL is unset).
 //
 //	imageproc [serve]   run the servers (the container's default command)
 //	imageproc migrate   apply database migrations, then exit (an initContainer)
@@ -25,6 +26,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kubelab/kubelab/services/imageproc/internal/blob"
+	"github.com/kubelab/kubelab/services/imageproc/internal/blob/pgblob"
 	"github.com/kubelab/kubelab/services/imageproc/internal/server"
 	"github.com/kubelab/kubelab/services/imageproc/internal/store"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline"
@@ -40,6 +42,10 @@ type settings struct {
 	AdminAddr   string `envconfig:"ADMIN_ADDR" default:":9090"`
 	DataDir     string `envconfig:"DATA_DIR" default:"/data"`
 	DatabaseURL string `envconfig:"DATABASE_URL"`
+	// BlobStore is where photos and variants go: "dir", files under
+	// DATA_DIR (a volume), or "postgres", the database of DATABASE_URL,
+	// so that no replica needs a volume and each may run on any node.
+	BlobStore string `envconfig:"BLOB_STORE" default:"dir"`
 	// DatabaseWait bounds how long serve and migrate wait for the database
 	// to come up (or, for serve, to be migrated) before giving up.
 	DatabaseWait time.Duration `envconfig:"DATABASE_WAIT" default:"60s"`
@@ -64,8 +70,14 @@ type settings struct {
 
 func (s *settings) Validate() error {
 	switch {
+	case s.BlobStore != "dir" && s.BlobStore != "postgres":
+		return fmt.Errorf("BLOB_STORE=%q: want dir (files under DATA_DIR) or postgres (in DATABASE_URL's database)", s.BlobStore)
+	case s.BlobStore == "postgres" && s.DatabaseURL == "":
+		return errors.New("BLOB_STORE=postgres keeps blobs in PostgreSQL, but DATABASE_URL is unset")
 	case s.MaxUploadBytes <= 0:
 		return errors.New("MAX_UPLOAD_BYTES must be positive")
+	case s.BlobStore == "postgres" && s.MaxUploadBytes > pgblob.MaxSize:
+		return fmt.Errorf("MAX_UPLOAD_BYTES must be at most %d with BLOB_STORE=postgres (a bytea's limit)", pgblob.MaxSize)
 	case s.MaxPixels <= 0:
 		return errors.New("MAX_PIXELS must be positive")
 	case s.MaxAttempts <= 0:
@@ -112,16 +124,18 @@ func serve(ctx context.Context, cfg settings, info build.Info, log *slog.Logger)
 	}
 	defer shutdownTracing(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
 
+	// Blobs first: what is wrong there shows at once, not after the wait
+	// for the database.
+	blobs, closeBlobs, err := openBlobs(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeBlobs()
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	blobs, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
-	if err != nil {
-		return fmt.Errorf("open blob dir under DATA_DIR=%s: %w", cfg.DataDir, err)
-	}
-	defer blobs.Close()
 
 	metrics := telemetry.NewMetrics(info)
 	checker := health.NewChecker(log, 2*time.Second, time.Second, "imageproc.v1.ImageService", "imageproc.v1.QueueService")
@@ -198,6 +212,33 @@ func openStore(ctx context.Context, cfg settings, log *slog.Logger) (store.Store
 		return nil, err
 	}
 	return pg, nil
+}
+
+// openBlobs opens the blob store BLOB_STORE names. PostgreSQL's table comes
+// from the migrations, which openStore checks.
+func openBlobs(ctx context.Context, cfg settings, log *slog.Logger) (blob.Store, func(), error) {
+	if cfg.BlobStore == "postgres" {
+		// Checked now, or every upload would fail: under a read-only root
+		// filesystem the temp dir is writable only if a volume is mounted.
+		tmp := os.TempDir()
+		f, err := os.CreateTemp(tmp, "imageproc-check-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("BLOB_STORE=postgres stages uploads in %s (TMPDIR), which is not writable; mount an emptyDir there: %w", tmp, err)
+		}
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		pool, err := store.NewPool(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("blobs in PostgreSQL; uploads are staged in the temp dir", "tmp", tmp)
+		return pgblob.New(pool, tmp), pool.Close, nil
+	}
+	dir, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open blob dir under DATA_DIR=%s: %w", cfg.DataDir, err)
+	}
+	return dir, func() { _ = dir.Close() }, nil
 }
 
 // waitFor calls fn until it succeeds, ctx ends or window has passed, and

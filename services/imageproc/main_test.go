@@ -3,9 +3,12 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -147,6 +150,37 @@ func TestProcessBadConfigNamesVariable(t *testing.T) {
 	}
 }
 
+// A BLOB_STORE the binary does not know, or postgres with no database to
+// put the blobs in or no temp dir to stage them in, stops it at start with
+// a message saying what to fix.
+func TestProcessBadBlobStoreSaysWhatToFix(t *testing.T) {
+	noTmp := filepath.Join(t.TempDir(), "absent")
+	for _, tt := range []struct {
+		env  []string
+		says string
+	}{
+		{[]string{"BLOB_STORE=s3"}, `BLOB_STORE="s3": want dir`},
+		{[]string{"BLOB_STORE=postgres", "DATABASE_URL="}, "BLOB_STORE=postgres keeps blobs in PostgreSQL, but DATABASE_URL is unset"},
+		{[]string{"BLOB_STORE=postgres", "DATABASE_URL=postgres://db/kubelab", "MAX_UPLOAD_BYTES=2147483648"}, "MAX_UPLOAD_BYTES must be at most"},
+		// No database answers here: the temp dir is checked before the
+		// wait for one.
+		{[]string{"BLOB_STORE=postgres", "DATABASE_URL=postgres://127.0.0.1:1/kubelab", "TMPDIR=" + noTmp}, "stages uploads in " + noTmp},
+	} {
+		// Were the setting accepted, the server would run: the deadline
+		// only ends that, and the output then says nothing wanted.
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		cmd := exec.CommandContext(ctx, binary(t), "serve")
+		cmd.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=", "DATA_DIR="+t.TempDir(),
+			"GRPC_ADDR="+proctest.FreeAddr(t), "ADMIN_ADDR="+proctest.FreeAddr(t))
+		cmd.Env = append(cmd.Env, tt.env...)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err == nil || !bytes.Contains(out, []byte(tt.says)) {
+			t.Errorf("%v: err = %v, output %s; want a failure saying %q", tt.env, err, out, tt.says)
+		}
+	}
+}
+
 func TestProcessHealthSubcommand(t *testing.T) {
 	p := startProc(t, "DRAIN_DELAY=0s")
 	cmd := exec.Command(binary(t), "health")
@@ -193,6 +227,72 @@ func TestProcessPostgres(t *testing.T) {
 	got, err := c.GetImage(t.Context(), &imageprocv1.GetImageRequest{Id: img.GetId()})
 	if err != nil || got.GetImage().GetWidth() != 320 {
 		t.Fatalf("GetImage on PostgreSQL = %v, %v", got, err)
+	}
+}
+
+// TestProcessBlobsInPostgres runs two replicas as two nodes would: no
+// volume between them (each DATA_DIR is unusable: a path under a file),
+// blobs in PostgreSQL. A photo uploaded through one is downloaded and
+// transformed through the other, and the variant read back through the
+// first; uploads staged in TMPDIR leave nothing there.
+func TestProcessBlobsInPostgres(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.URL(t, "blobs")
+	if out, err := startCmd(t, "migrate", "DATABASE_URL="+url).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replica := func() (imageprocv1.ImageServiceClient, string) {
+		tmp := t.TempDir()
+		p := startProc(t, "DATABASE_URL="+url, "BLOB_STORE=postgres", "DATA_DIR="+filepath.Join(notADir, "data"), "TMPDIR="+tmp)
+		return p.client(t), tmp
+	}
+	a, tmpA := replica()
+	b, tmpB := replica()
+
+	photo := pipelinetest.JPEG(640, 480, 5)
+	img, err := upload(t.Context(), a, photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := download(t, b, img.GetId(), ""); !bytes.Equal(got, photo) {
+		t.Fatalf("downloaded %d bytes through the other replica, want the %d uploaded", len(got), len(photo))
+	}
+	tr, err := b.Transform(t.Context(), &imageprocv1.TransformRequest{ImageId: img.GetId(),
+		Operations: []*imageprocv1.Operation{{Op: &imageprocv1.Operation_Thumbnail{Thumbnail: &imageprocv1.Thumbnail{Size: 64}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	variant := download(t, a, img.GetId(), tr.GetVariant().GetSpec())
+	if int64(len(variant)) != tr.GetVariant().GetSizeBytes() || len(variant) == 0 {
+		t.Fatalf("variant: %d bytes read back, %d rendered", len(variant), tr.GetVariant().GetSizeBytes())
+	}
+	for _, tmp := range []string{tmpA, tmpB} {
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Errorf("staging left %d files in %s", len(left), tmp)
+		}
+	}
+}
+
+func download(t *testing.T, c imageprocv1.ImageServiceClient, id, spec string) []byte {
+	t.Helper()
+	s, err := c.Download(t.Context(), &imageprocv1.DownloadRequest{ImageId: id, VariantSpec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for {
+		m, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return got
+		}
+		if err != nil {
+			t.Fatalf("download %s %q: %v", id, spec, err)
+		}
+		got = append(got, m.GetChunk()...)
 	}
 }
 

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# A real single-node Kubernetes for kubelab's end-to-end tests, on a machine
-# with no Docker engine, no registry and no internet (see ../shared/CLUSTER.md
-# for the facts this follows). Every component runs as a plain process inside
-# its own network namespace; teardown leaves the machine as it was.
+# A real Kubernetes of one or more nodes for kubelab's end-to-end tests, on a
+# machine with no Docker engine, no registry and no internet (see
+# ../shared/CLUSTER.md for the facts this follows). Every component runs as a
+# plain process; each node is a network namespace of its own with its own
+# containerd, kubelet, kube-proxy, CNI bridge and pod CIDR, cabled to one
+# bridge on the host. Teardown leaves the machine as it was.
 #
 #   cluster.sh build   compile and package everything it runs (cached)
-#   cluster.sh up      build (cached) and start; prints how to use kubectl
+#   cluster.sh up      build (cached) and start $NODES nodes (default 3)
 #   cluster.sh down    stop everything and remove every trace
-#   cluster.sh import IMAGE...   load podman images into the cluster
+#   cluster.sh import IMAGE...   load podman images into every node
 #   cluster.sh postgres-image TAG...   build the PostgreSQL image (postgres/)
+#   cluster.sh node-stop NAME    a worker node dies: its kubelet, runtime and
+#                                containers are killed, its link goes down
+#   cluster.sh node-start NAME   and comes back
+#   cluster.sh node-park         taint every worker node NoExecute: the
+#                                single node the course starts on
+#   cluster.sh node-add          remove that taint from the next parked node,
+#                                where a learner runs `minikube node add`
+#   cluster.sh node-unpark       remove it from every node
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.33.13}
@@ -20,6 +30,9 @@ BIN=$CACHE/kubernetes-$K8S_VERSION/bin
 NS=kubelab
 NODE_IP=10.200.0.2
 HOST_IP=10.200.0.1
+NODES=${NODES:-3}
+# The taint that parks a node: see node-park.
+PARKED=kubelab.dev/parked=true
 here=$(cd "$(dirname "$0")" && pwd)
 export KUBECONFIG=$RUN/admin.kubeconfig
 
@@ -28,12 +41,32 @@ die() { log "error: $*"; exit 1; }
 in_ns() { nsenter --net=/run/netns/$NS "$@"; }
 kubectl() { "$BIN/kubectl" "$@"; }
 
-# start NAME CMD... runs a daemon in the netns, logging to $RUN/logs/NAME.log.
+# Node I (1-based) is named as `minikube start --nodes N` names its nodes,
+# so the lessons' commands that name a node run here unchanged. Node 1 runs
+# the control plane too and keeps the namespace and address of the
+# single-node cluster.
+node_name() { if (($1 == 1)); then echo minikube; else printf 'minikube-m%02d\n' "$1"; fi; }
+node_ip() { echo "10.200.0.$(($1 + 1))"; }
+node_ns() { if (($1 == 1)); then echo $NS; else printf '%s-m%02d\n' $NS "$1"; fi; }
+node_dir() { echo "$RUN/nodes/$(node_name "$1")"; }
+# Zones for topology spread: one node a zone, labelled as a cloud would.
+node_zone() { local z=(a b c d e f g h i); echo "zone-${z[$1 - 1]}"; }
+# node_index NAME prints I for a node the running cluster has.
+node_index() {
+  local i
+  for i in $(seq "$(cat "$RUN/nodes/count" 2>/dev/null || echo 1)"); do
+    [[ $(node_name "$i") == "$1" ]] && { echo "$i"; return 0; }
+  done
+  die "no node $1 in this cluster"
+}
+
+# start NETNS NAME CMD... runs a daemon in the network namespace NETNS,
+# logging to $RUN/logs/NAME.log; its pid file records the namespace too.
 start() {
-  local name=$1; shift
+  local ns=$1 name=$2; shift 2
   mkdir -p "$RUN/logs" "$RUN/pids"
-  nsenter --net=/run/netns/$NS "$@" >"$RUN/logs/$name.log" 2>&1 &
-  echo $! >"$RUN/pids/$name"
+  nsenter --net=/run/netns/"$ns" "$@" >"$RUN/logs/$name.log" 2>&1 &
+  echo "$! $ns" >"$RUN/pids/$name"
 }
 
 # diagnostics prints what a failed start needs to be understood: the end of
@@ -105,36 +138,83 @@ build() {
   log "binaries and images ready ($((SECONDS - t))s)"
 }
 
+# network cables every node's namespace to the bridge kl-br, where the host
+# has 10.200.0.1; ClusterIPs are routed to node 1 (its kube-proxy answers
+# them from the host), and each node's pod CIDR to that node once the
+# controller-manager has given it one (routes).
 network() {
-  ip netns add $NS
-  ip link add kl-host type veth peer name kl-node
-  ip link set kl-node netns $NS
-  ip addr add $HOST_IP/24 dev kl-host
-  ip link set kl-host up
-  in_ns ip link set lo up
-  in_ns ip addr add $NODE_IP/24 dev kl-node
-  in_ns ip link set kl-node up
-  in_ns sysctl -qw net.ipv4.ip_forward=1
+  ip link add kl-br type bridge
+  ip addr add $HOST_IP/24 dev kl-br
+  ip link set kl-br up
+  local i ns
+  for i in $(seq "$NODES"); do
+    ns=$(node_ns "$i")
+    ip netns add "$ns"
+    ip link add "kl-h$i" type veth peer name kl-node
+    ip link set kl-node netns "$ns"
+    ip link set "kl-h$i" master kl-br up
+    nsenter --net=/run/netns/"$ns" ip link set lo up
+    nsenter --net=/run/netns/"$ns" ip addr add "$(node_ip "$i")/24" dev kl-node
+    nsenter --net=/run/netns/"$ns" ip link set kl-node up
+    nsenter --net=/run/netns/"$ns" sysctl -qw net.ipv4.ip_forward=1
+  done
   ip route add 10.96.0.0/16 via $NODE_IP
-  ip route add 10.244.0.0/16 via $NODE_IP
+}
+
+# routes sends each node's pod CIDR to that node, from the host and from
+# every other node: the "flat pod network" a CNI plugin builds on a real
+# cluster, here as plain routes over one layer-2 segment.
+routes() {
+  local i j cidr
+  for j in $(seq "$NODES"); do
+    cidr=$(pod_cidr "$(node_name "$j")")
+    ip route replace "$cidr" via "$(node_ip "$j")"
+    for i in $(seq "$NODES"); do
+      ((i == j)) || nsenter --net=/run/netns/"$(node_ns "$i")" ip route replace "$cidr" via "$(node_ip "$j")"
+    done
+  done
 }
 
 configs() {
-  mkdir -p "$RUN"/{cni/net.d,cni/ipam,containerd,kubelet/volume-plugins,podlogs,etcd}
+  mkdir -p "$RUN/etcd"
   kubeconfig admin admin
   kubeconfig controller-manager controller-manager
   kubeconfig scheduler scheduler
   kubeconfig kube-proxy kube-proxy
-  kubeconfig kubelet kubelet-client
-  cat >"$RUN/containerd.toml" <<TOML
+  echo "nameserver 10.96.0.10" >"$RUN/resolv.conf"
+  echo "$NODES" >"$RUN/nodes/count"
+  local i
+  for i in $(seq "$NODES"); do node_configs "$i"; done
+}
+
+# node_configs I writes node I's containerd, kubelet and kube-proxy
+# configuration under its own directory: nothing two nodes share but the
+# host's CNI plugins and the kube-proxy identity.
+node_configs() {
+  local name dir ip
+  name=$(node_name "$1") dir=$(node_dir "$1") ip=$(node_ip "$1")
+  mkdir -p "$dir"/{cni/net.d,cni/ipam,containerd,kubelet/volume-plugins,podlogs}
+  kubeconfig "kubelet-$name" "kubelet-client-$name"
+  # The node's own cgroup tree, so that two kubelets never manage the same
+  # kubepods (cgroup v1, every hierarchy the kubelet checks).
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [[ -d $h && $h != */unified/ ]] || continue
+    mkdir -p "$h/kubelab-$name"
+    if [[ -f $h/cpuset.cpus ]]; then
+      cat "$h/cpuset.cpus" >"$h/kubelab-$name/cpuset.cpus"
+      cat "$h/cpuset.mems" >"$h/kubelab-$name/cpuset.mems"
+    fi
+  done
+  cat >"$dir/containerd.toml" <<TOML
 version = 2
-root = "$RUN/containerd/root"
-state = "$RUN/containerd/state"
+root = "$dir/containerd/root"
+state = "$dir/containerd/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
 [grpc]
-  address = "$RUN/containerd/containerd.sock"
+  address = "$dir/containerd/containerd.sock"
 [plugins."io.containerd.internal.v1.opt"]
-  path = "$RUN/containerd/opt"
+  path = "$dir/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "localhost/pause:3.10"
   restrict_oom_score_adj = true
@@ -149,33 +229,26 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         BinaryName = "$(command -v runc)"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "$RUN/cni/net.d"
+    conf_dir = "$dir/cni/net.d"
 TOML
-  cat >"$RUN/cni/net.d/10-kubelab.conflist" <<JSON
-{"cniVersion":"0.4.0","name":"kubelab","plugins":[
-  {"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,
-   "ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.0.0/24","gateway":"10.244.0.1"}]],
-           "routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$RUN/cni/ipam"}},
-  {"type":"portmap","capabilities":{"portMappings":true}}]}
-JSON
-  echo "nameserver 10.96.0.10" >"$RUN/resolv.conf"
-  cat >"$RUN/kubelet.yaml" <<YAML
+  cat >"$dir/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: cgroupfs
+cgroupRoot: /kubelab-$name
 failCgroupV1: false
 failSwapOn: false
-containerRuntimeEndpoint: unix://$RUN/containerd/containerd.sock
+containerRuntimeEndpoint: unix://$dir/containerd/containerd.sock
 clusterDNS: ["10.96.0.10"]
 clusterDomain: cluster.local
 resolvConf: $RUN/resolv.conf
-podLogsDir: $RUN/podlogs
-volumePluginDir: $RUN/kubelet/volume-plugins
+podLogsDir: $dir/podlogs
+volumePluginDir: $dir/kubelet/volume-plugins
 authentication: {anonymous: {enabled: false}, webhook: {enabled: true}, x509: {clientCAFile: $PKI/ca.crt}}
 authorization: {mode: Webhook}
-tlsCertFile: $PKI/kubelet-server.crt
-tlsPrivateKeyFile: $PKI/kubelet-server.key
-address: $NODE_IP
+tlsCertFile: $PKI/kubelet-server-$name.crt
+tlsPrivateKeyFile: $PKI/kubelet-server-$name.key
+address: $ip
 healthzBindAddress: 127.0.0.1
 readOnlyPort: 0
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
@@ -190,15 +263,20 @@ protectKernelDefaults: false
 # and lessons that wait for one finish sooner. They still allow for
 # minikube's delay; none of them measures it.
 syncFrequency: 10s
+# The node's heartbeat, a Lease renewed every quarter of its duration: 5 s
+# here, 10 s by default. With the controller-manager's 20 s grace period
+# (default 50 s) a dead node is NotReady four times sooner, and so are the
+# tests that kill one; a live node still misses three renewals before that.
+nodeLeaseDurationSeconds: 20
 YAML
-  cat >"$RUN/kube-proxy.yaml" <<YAML
+  cat >"$dir/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $RUN/kube-proxy.kubeconfig}
 mode: iptables
-hostnameOverride: kubelab-node
+hostnameOverride: $name
 clusterCIDR: 10.244.0.0/16
-bindAddress: $NODE_IP
+bindAddress: $ip
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
@@ -206,13 +284,26 @@ nodePortAddresses: ["primary"]
 YAML
 }
 
+# cni CIDR DIR writes a node's CNI configuration for the pod CIDR the
+# controller-manager gave it; containerd picks it up as it appears, and the
+# node turns Ready.
+cni() {
+  cat >"$2/cni/net.d/10-kubelab.conflist" <<JSON
+{"cniVersion":"0.4.0","name":"kubelab","plugins":[
+  {"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,
+   "ipam":{"type":"host-local","ranges":[[{"subnet":"$1","gateway":"${1%.0/24}.1"}]],
+           "routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$2/cni/ipam"}},
+  {"type":"portmap","capabilities":{"portMappings":true}}]}
+JSON
+}
+
 core() {
-  start etcd etcd --name kubelab --data-dir "$RUN/etcd" --logger=zap \
+  start $NS etcd etcd --name kubelab --data-dir "$RUN/etcd" --logger=zap \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster kubelab=http://127.0.0.1:2380 --unsafe-no-fsync
   wait_for etcd 30 in_ns curl -sf http://127.0.0.1:2379/health
-  start kube-apiserver "$BIN/kube-apiserver" --advertise-address=$NODE_IP --bind-address=0.0.0.0 --secure-port=6443 \
+  start $NS kube-apiserver "$BIN/kube-apiserver" --advertise-address=$NODE_IP --bind-address=0.0.0.0 --secure-port=6443 \
     --etcd-servers=http://127.0.0.1:2379 --service-cluster-ip-range=10.96.0.0/16 \
     --client-ca-file="$PKI/ca.crt" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
@@ -226,32 +317,123 @@ core() {
     --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
     --enable-aggregator-routing=true --profiling=false
   wait_for "kube-apiserver /readyz" 60 kubectl get --raw /readyz
-  start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$RUN/controller-manager.kubeconfig" \
+  start $NS kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$RUN/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$RUN/controller-manager.kubeconfig" --authorization-kubeconfig="$RUN/controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --leader-elect=false --cluster-name=kubelab \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" --use-service-account-credentials=true \
     --allocate-node-cidrs=true --cluster-cidr=10.244.0.0/16 --node-cidr-mask-size=24 --service-cluster-ip-range=10.96.0.0/16 \
-    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --flex-volume-plugin-dir="$RUN/kubelet/volume-plugins" --profiling=false
-  start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$RUN/scheduler.kubeconfig" \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --flex-volume-plugin-dir="$RUN/volume-plugins" --profiling=false \
+    --node-monitor-grace-period=20s --node-monitor-period=2s
+  start $NS kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$RUN/scheduler.kubeconfig" \
     --authentication-kubeconfig="$RUN/scheduler.kubeconfig" --authorization-kubeconfig="$RUN/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --leader-elect=false --profiling=false
-  start containerd containerd --config "$RUN/containerd.toml"
-  wait_for containerd 30 test -S "$RUN/containerd/containerd.sock"
-  import localhost/pause:3.10
   # The kubelet changes these host sysctls; teardown puts them back.
   sysctl -n kernel.panic kernel.panic_on_oops vm.overcommit_memory >"$RUN/sysctl.before"
-  start kubelet "$BIN/kubelet" --config="$RUN/kubelet.yaml" --kubeconfig="$RUN/kubelet.kubeconfig" \
-    --node-ip=$NODE_IP --hostname-override=kubelab-node --root-dir="$RUN/kubelet" --v=1
-  start kube-proxy "$BIN/kube-proxy" --config="$RUN/kube-proxy.yaml"
-  wait_for "node Ready" 120 kubectl wait --for=condition=Ready node/kubelab-node --timeout=2s
+  local i name dir cidr
+  for i in $(seq "$NODES"); do node_start "$i"; done
+  for i in $(seq "$NODES"); do
+    name=$(node_name "$i") dir=$(node_dir "$i")
+    wait_for "node $name registered with a pod CIDR" 60 pod_cidr "$name"
+    cni "$(pod_cidr "$name")" "$dir"
+  done
+  routes
+  labels
+  for i in $(seq "$NODES"); do
+    wait_for "node $(node_name "$i") Ready" 120 kubectl wait --for=condition=Ready "node/$(node_name "$i")" --timeout=2s
+  done
 }
 
-# import IMAGE... copies podman images into the cluster's containerd.
+# pod_cidr NODE prints the pod CIDR the controller-manager gave NODE, and
+# fails while it has none.
+pod_cidr() {
+  local cidr
+  cidr=$(kubectl get node "$1" -o jsonpath='{.spec.podCIDR}' 2>/dev/null) && [[ -n $cidr ]] && echo "$cidr"
+}
+
+# labels marks the nodes as minikube does (the first is the control plane
+# and its add-ons' "primary") and puts each in a zone of its own, as a
+# cloud's nodes are.
+labels() {
+  local i
+  kubectl label node minikube --overwrite node-role.kubernetes.io/control-plane= minikube.k8s.io/primary=true >/dev/null
+  for i in $(seq "$NODES"); do
+    kubectl label node "$(node_name "$i")" --overwrite topology.kubernetes.io/zone="$(node_zone "$i")" >/dev/null
+  done
+}
+
+# node_start I starts node I's container runtime, kubelet and kube-proxy in
+# its namespace (its link up, should node-stop have taken it down).
+node_start() {
+  local name dir ip ns
+  name=$(node_name "$1") dir=$(node_dir "$1") ip=$(node_ip "$1") ns=$(node_ns "$1")
+  ip link set "kl-h$1" up
+  # What a failed start left running would hold containerd's database.
+  stop_pid "kube-proxy-$name" 0
+  stop_pid "kubelet-$name" 0
+  stop_pid "containerd-$name" 0
+  # A socket a killed containerd left behind answers nothing.
+  rm -f "$dir/containerd/containerd.sock"
+  start "$ns" "containerd-$name" containerd --config "$dir/containerd.toml"
+  wait_for "containerd on $name" 30 ctr --address "$dir/containerd/containerd.sock" version
+  import_into "$dir" localhost/pause:3.10
+  start "$ns" "kubelet-$name" "$BIN/kubelet" --config="$dir/kubelet.yaml" --kubeconfig="$RUN/kubelet-$name.kubeconfig" \
+    --node-ip="$ip" --hostname-override="$name" --root-dir="$dir/kubelet" --v=1
+  start "$ns" "kube-proxy-$name" "$BIN/kube-proxy" --config="$dir/kube-proxy.yaml"
+}
+
+# node_stop I kills node I as a power cut would: the kubelet and
+# kube-proxy, every container of its pods, the runtime, then its link.
+# Nothing tells the API server; the node controller finds out when the
+# node's Lease stops being renewed.
+node_stop() {
+  local name dir
+  name=$(node_name "$1") dir=$(node_dir "$1")
+  stop_pid "kubelet-$name" 0
+  stop_pid "kube-proxy-$name" 0
+  local pids
+  pids=$(find /sys/fs/cgroup/pids/"kubelab-$name" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
+  [[ -z $pids ]] || kill -9 $pids 2>/dev/null || true
+  kill_shims "$dir"
+  stop_pid "containerd-$name" 0
+  ip link set "kl-h$1" down
+}
+
+# kill_shims DIR kills the containerd shims of the runtime under DIR.
+kill_shims() {
+  local p
+  for p in $(pgrep -f containerd-shim-runc-v2 || true); do
+    grep -q "$1" "/proc/$p/cmdline" 2>/dev/null && kill -9 "$p" 2>/dev/null || true
+  done
+}
+
+# import IMAGE... copies podman images into every node's containerd: each
+# is saved once and loaded into the nodes side by side.
 import() {
-  local img
+  local tmp img i n=0 jobs=()
+  tmp=$(mktemp -d)
   for img in "$@"; do
-    podman save "$img" | ctr --address "$RUN/containerd/containerd.sock" -n k8s.io images import - >/dev/null
+    podman save -o "$tmp/$n.tar" "$img" >/dev/null
+    n=$((n + 1))
+  done
+  for i in $(seq "$(cat "$RUN/nodes/count")"); do
+    import_into "$(node_dir "$i")" "$tmp"/*.tar &
+    jobs+=($!)
+  done
+  # Only these: `up` has the cluster's daemons as background jobs too.
+  for i in "${jobs[@]}"; do wait "$i" || { rm -rf "$tmp"; die "importing $* failed"; }; done
+  rm -rf "$tmp"
+}
+
+# import_into NODEDIR IMAGE|TARFILE... loads images into one node's containerd.
+import_into() {
+  local dir=$1 img; shift
+  for img in "$@"; do
+    if [[ -f $img ]]; then
+      ctr --address "$dir/containerd/containerd.sock" -n k8s.io images import "$img" >/dev/null
+    else
+      podman save "$img" | ctr --address "$dir/containerd/containerd.sock" -n k8s.io images import - >/dev/null
+    fi
   done
 }
 
@@ -379,23 +561,31 @@ addons() {
   import localhost/coredns:$COREDNS localhost/local-path-provisioner:$LOCAL_PATH localhost/busybox-helper:1.35 \
     localhost/metrics-server:$METRICS_SERVER localhost/traefik:$TRAEFIK
   import $DEBUG_IMAGE
+  # Every add-on but the per-node ones runs on the first node, as on a
+  # minikube whose other nodes came later (coredns.yaml and traefik.yaml
+  # say so too), so draining or stopping a worker leaves them alone.
   kubectl apply -f "$here/addons/coredns.yaml" >/dev/null
   # local-path-provisioner's own manifest, pointed at local images, a
-  # directory under the lab, and renamed to the class the overlays expect.
+  # directory under the lab (one for all nodes: each volume's node
+  # affinity, not its directory, ties it to the node it was made on),
+  # pinned to the first node and renamed to the class the overlays expect.
   mkdir -p "$RUN/local-path"
   sed -e "s#rancher/local-path-provisioner:$LOCAL_PATH#localhost/local-path-provisioner:$LOCAL_PATH#" \
       -e "s#image: busybox#image: localhost/busybox-helper:1.35#" \
       -e "s#/opt/local-path-provisioner#$RUN/local-path#" \
       -e "s#^  name: local-path\$#  name: standard\n  annotations:\n    storageclass.kubernetes.io/is-default-class: \"true\"#" \
+      -e "s#^      serviceAccountName: local-path-provisioner-service-account#&\n      nodeSelector: {minikube.k8s.io/primary: \"true\"}#" \
       "$(go env GOMODCACHE)/github.com/rancher/local-path-provisioner@$LOCAL_PATH/deploy/local-path-storage.yaml" \
     | kubectl apply -f - >/dev/null
-  # metrics-server's own kustomize base, with the local image; the kubelet's
-  # serving certificate has no SAN for metrics-server to check, and its
-  # readiness delay is shortened (the HPA needs it, nothing else waits).
+  # metrics-server's own kustomize base, with the local image, on the
+  # first node; the kubelet's serving certificate has no SAN for
+  # metrics-server to check, and its readiness delay is shortened (the HPA
+  # needs it, nothing else waits).
   kubectl kustomize "$(go env GOMODCACHE)/sigs.k8s.io/metrics-server@$METRICS_SERVER/manifests/base" 2>/dev/null \
     | sed -e "s#image: .*metrics-server.*#image: localhost/metrics-server:$METRICS_SERVER#" \
           -e "s#- --metric-resolution=15s#- --metric-resolution=15s\n        - --kubelet-insecure-tls#" \
           -e "s#initialDelaySeconds: 20#initialDelaySeconds: 2#" \
+          -e "s#^        kubernetes.io/os: linux#&\n        minikube.k8s.io/primary: \"true\"#" \
     | kubectl apply -f - >/dev/null
   kubectl apply -f "$here/addons/traefik.yaml" >/dev/null
   wait_for "CoreDNS" 120 kubectl -n kube-system rollout status deployment/coredns --timeout=2s
@@ -419,10 +609,12 @@ up() {
   build
   build_addons
   rm -rf "$RUN" && mkdir -p "$RUN"
-  log "pki"; "$here/pki.sh" "$PKI"
-  log "network namespace $NS ($NODE_IP)"; network
+  local i nodes=()
+  for i in $(seq "$NODES"); do nodes+=("$(node_name "$i")=$(node_ip "$i")"); done
+  log "pki"; "$here/pki.sh" "$PKI" "${nodes[@]}"
+  log "$NODES nodes: ${nodes[*]}, each in a network namespace on the bridge kl-br"; mkdir -p "$RUN/nodes"; network
   configs
-  log "control plane, containerd, kubelet, kube-proxy"; core
+  log "control plane; each node's containerd, kubelet and kube-proxy"; core
   log "add-ons: CoreDNS, local-path-provisioner (StorageClass standard), metrics-server, Traefik (IngressClass nginx)"; addons
   log "up in $((SECONDS - t))s: export KUBECONFIG=$KUBECONFIG; $BIN/kubectl get nodes"
 }
@@ -431,9 +623,11 @@ up() {
 # running inside the cluster's namespace; a pid the kernel has since given
 # to another program does not count, so teardown never signals it.
 alive() {
-  local f=$RUN/pids/$1 ns
-  [[ -f $f ]] && ns=$(stat -Lc %i "/run/netns/$NS" 2>/dev/null) || return 1
-  [[ $(stat -Lc %i "/proc/$(cat "$f")/ns/net" 2>/dev/null) == "$ns" ]]
+  local f=$RUN/pids/$1 pid netns ino
+  [[ -f $f ]] || return 1
+  read -r pid netns <"$f"
+  ino=$(stat -Lc %i "/run/netns/${netns:-$NS}" 2>/dev/null) || return 1
+  [[ $(stat -Lc %i "/proc/$pid/ns/net" 2>/dev/null) == "$ino" ]]
 }
 
 # running succeeds when any of the cluster's processes is alive.
@@ -445,10 +639,11 @@ running() {
   return 1
 }
 
-stop_pid() { # NAME [GRACE]
+stop_pid() { # NAME [GRACE], no grace: SIGKILL at once
   local f=$RUN/pids/$1 pid
   alive "$1" || { rm -f "$f"; return 0; }
-  pid=$(cat "$f")
+  read -r pid _ <"$f"
+  if [[ ${2:-10} == 0 ]]; then kill -9 "$pid" 2>/dev/null || true; rm -f "$f"; return 0; fi
   kill "$pid" 2>/dev/null || { rm -f "$f"; return 0; }
   for _ in $(seq $((${2:-10} * 5))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   kill -9 "$pid" 2>/dev/null || true
@@ -456,18 +651,16 @@ stop_pid() { # NAME [GRACE]
 }
 
 down() {
-  local t=$SECONDS
+  local t=$SECONDS f
   stop_pid kube-controller-manager 5
   stop_pid kube-scheduler 5
   if alive kube-apiserver; then
     kubectl delete pods -A --all --grace-period=5 --wait --timeout=60s >/dev/null 2>&1 || true
   fi
-  stop_pid kube-proxy 5
-  stop_pid kubelet 10
-  for p in $(pgrep -f containerd-shim-runc-v2 || true); do
-    grep -q "$RUN" "/proc/$p/cmdline" 2>/dev/null && kill -9 "$p" 2>/dev/null || true
-  done
-  stop_pid containerd 10
+  for f in "$RUN"/pids/kube-proxy*; do [[ -e $f ]] && stop_pid "${f##*/}" 5; done
+  for f in "$RUN"/pids/kubelet*; do [[ -e $f ]] && stop_pid "${f##*/}" 10; done
+  kill_shims "$RUN"
+  for f in "$RUN"/pids/containerd*; do [[ -e $f ]] && stop_pid "${f##*/}" 10; done
   stop_pid kube-apiserver 10
   stop_pid etcd 10
   # Mounts under the lab and the pods' network namespaces.
@@ -475,17 +668,20 @@ down() {
   { grep -o " $RUN[^ ]*\| /run/netns/cni-[^ ]*" /proc/mounts || true; } | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -f /run/netns/cni-* 2>/dev/null || true
-  ip netns del $NS 2>/dev/null || true
+  for f in /run/netns/$NS /run/netns/$NS-m[0-9][0-9]; do
+    [[ -e $f ]] && ip netns del "${f##*/}" 2>/dev/null || true
+  done
+  ip link del kl-br 2>/dev/null || true
   if mountpoint -q /run/netns && [[ -z $(ls -A /run/netns) ]]; then umount /run/netns && rmdir /run/netns; fi
-  for h in /sys/fs/cgroup/*/kubepods; do
-    [[ -d $h ]] && find "$h" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  for f in /sys/fs/cgroup/*/kubelab-* /sys/fs/cgroup/*/kubepods; do
+    [[ -d $f ]] && find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
   if [[ -f $RUN/sysctl.before ]]; then
     mapfile -t v <"$RUN/sysctl.before"
     sysctl -qw kernel.panic="${v[0]}" kernel.panic_on_oops="${v[1]}" vm.overcommit_memory="${v[2]}"
   fi
   rm -rf /var/lib/kubelet /var/log/containers /run/containerd /var/lib/cni /usr/libexec/kubernetes
-  rm -rf "$RUN/containerd" "$RUN/kubelet" "$RUN/etcd" "$RUN/local-path"
+  rm -rf "$RUN/nodes" "$RUN/containerd" "$RUN/kubelet" "$RUN/etcd" "$RUN/local-path"
   log "down in $((SECONDS - t))s"
 }
 
@@ -497,5 +693,33 @@ case ${1:-} in
   down) down ;;
   import) shift; import "$@" ;;
   postgres-image) shift; postgres_image "$@" ;;
-  *) echo "usage: cluster.sh build|up|down|import IMAGE...|postgres-image TAG..." >&2; exit 2 ;;
+  node-park)
+    for i in $(seq 2 "$(cat "$RUN/nodes/count")"); do
+      kubectl taint node "$(node_name "$i")" --overwrite $PARKED:NoExecute >/dev/null
+    done ;;
+  node-unpark)
+    for i in $(seq 2 "$(cat "$RUN/nodes/count")"); do
+      kubectl taint node "$(node_name "$i")" ${PARKED%%=*}- >/dev/null 2>&1 || true
+    done ;;
+  node-add)
+    for i in $(seq 2 "$(cat "$RUN/nodes/count")"); do
+      name=$(node_name "$i")
+      if kubectl get node "$name" -o jsonpath='{.spec.taints[*].key}' | grep -qw "${PARKED%%=*}"; then
+        kubectl taint node "$name" ${PARKED%%=*}- >/dev/null
+        echo "node $name added (unparked)"
+        exit 0
+      fi
+    done
+    die "no parked node left to add: cluster.sh up made $(cat "$RUN/nodes/count") (NODES=...)" ;;
+  node-stop|node-start)
+    i=$(node_index "${2:?usage: cluster.sh $1 NODE}")
+    ((i > 1)) || die "$2 runs the control plane: stop a worker node (minikube-m02, ...)"
+    if [[ $1 == node-stop ]]; then
+      node_stop "$i"; log "node $2 is down: kubelet, runtime and containers killed, link down"
+    else
+      node_start "$i"
+      wait_for "node $2 Ready" 120 kubectl wait --for=condition=Ready "node/$2" --timeout=2s
+      log "node $2 is back"
+    fi ;;
+  *) echo "usage: cluster.sh build|up|down|import IMAGE...|postgres-image TAG...|node-stop NODE|node-start NODE" >&2; exit 2 ;;
 esac

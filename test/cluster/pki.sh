@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The test cluster's certificates (openssl, RSA 2048, one year): two CAs and
-# one leaf per component, as CLUSTER.md §3.2 lists. Usage: pki.sh DIR
+# one leaf per component, as CLUSTER.md §3.2 lists, and a client and a
+# serving certificate for each node's kubelet.
+# Usage: pki.sh DIR NODE=IP... (the first node runs the API server)
 set -euo pipefail
-dir=${1:?usage: pki.sh DIR}
+dir=${1:?usage: pki.sh DIR NODE=IP...}
+shift
+(($#)) || { echo "usage: pki.sh DIR NODE=IP..." >&2; exit 2; }
+first=${1%%=*} first_ip=${1#*=}
 mkdir -p "$dir" && cd "$dir"
 ca() { openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=$2" -keyout "$1.key" -out "$1.crt" 2>/dev/null; }
 # leaf NAME CA SUBJECT EKU [SAN]
@@ -20,14 +25,19 @@ subjectAltName=$5"
 ca ca kubelab-ca
 ca front-proxy-ca kubelab-front-proxy-ca
 leaf apiserver ca /CN=kube-apiserver serverAuth \
-  "IP:10.200.0.2,IP:10.96.0.1,IP:127.0.0.1,DNS:localhost,DNS:kubelab-node,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  "IP:$first_ip,IP:10.96.0.1,IP:127.0.0.1,DNS:localhost,DNS:$first,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 leaf apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
 leaf admin ca "/O=system:masters/CN=kubernetes-admin" clientAuth
 leaf controller-manager ca /CN=system:kube-controller-manager clientAuth
 leaf scheduler ca /CN=system:kube-scheduler clientAuth
 leaf kube-proxy ca /CN=system:kube-proxy clientAuth
-leaf kubelet-client ca "/O=system:nodes/CN=system:node:kubelab-node" clientAuth
-leaf kubelet-server ca /CN=kubelab-node serverAuth "IP:10.200.0.2,DNS:kubelab-node"
+# The Node authorizer and NodeRestriction know a kubelet by its client
+# certificate's CN, which must match the name the kubelet registers.
+for node in "$@"; do
+  name=${node%%=*} ip=${node#*=}
+  leaf "kubelet-client-$name" ca "/O=system:nodes/CN=system:node:$name" clientAuth
+  leaf "kubelet-server-$name" ca "/CN=$name" serverAuth "IP:$ip,DNS:$name"
+done
 leaf front-proxy-client front-proxy-ca /CN=front-proxy-client clientAuth
 openssl genrsa -out sa.key 2048 2>/dev/null
 openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null

@@ -398,4 +398,34 @@ func TestOverlaysSayWhatTheyMean(t *testing.T) {
 			}
 		}
 	}
+	// Production spreads imageproc over nodes, which a ReadWriteOnce
+	// volume would forbid: its photos are in PostgreSQL (blobs-in-postgres),
+	// staged on an emptyDir at /tmp (the root filesystem is read-only), no
+	// pod mounts the claim, and the claim is not built. The e2e's version
+	// of production, too.
+	for _, dir := range []string{"kustomize/overlays/production", "test/e2e/production"} {
+		objs := load(t, build{dir: filepath.Join(root, dir)})
+		d, _ := find[*appsv1.Deployment](objs, "imageproc")
+		c := d.Spec.Template.Spec.Containers[0]
+		if env(c, "BLOB_STORE") != "postgres" || env(c, "DATA_DIR") != "" {
+			t.Errorf("%s imageproc: BLOB_STORE %q, DATA_DIR %q; want postgres and none", dir, env(c, "BLOB_STORE"), env(c, "DATA_DIR"))
+		}
+		if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.MountPath == "/tmp" && slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
+				return v.Name == m.Name && v.EmptyDir != nil
+			})
+		}) {
+			t.Errorf("%s imageproc: no emptyDir at /tmp to stage uploads in", dir)
+		}
+		for _, p := range Pods(objs) {
+			for _, v := range p.Spec.Volumes {
+				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "imageproc-blobs" {
+					t.Errorf("%s: %s mounts the imageproc-blobs claim", dir, p.Owner)
+				}
+			}
+		}
+		if _, ok := find[*corev1.PersistentVolumeClaim](objs, "imageproc-blobs"); ok {
+			t.Errorf("%s builds the PersistentVolumeClaim imageproc-blobs", dir)
+		}
+	}
 }

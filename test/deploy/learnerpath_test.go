@@ -152,14 +152,19 @@ func TestImagesBuiltCatchesBreaks(t *testing.T) {
 // expands (`for s in ...; do ... -t kubelab/$s:0.1.0`) cannot be read
 // from `make -n`, so it is reported rather than silently missed.
 func TestImageBuildsRefusesShellLoops(t *testing.T) {
-	loop := "for s in imageproc frontend; do minikube image build -f docker/Dockerfile --build-opt=build-arg=VERSION=0.1.0 -t kubelab/$s:0.1.0 . ; done\n"
+	loop := "for s in imageproc frontend; do minikube image build --all -f docker/Dockerfile --build-opt=build-arg=VERSION=0.1.0 -t kubelab/$s:0.1.0 . ; done\n"
 	builds, problems := ImageBuilds(loop)
 	if len(builds) != 0 || len(problems) != 1 || !strings.Contains(problems[0], "kubelab/$s:0.1.0") {
 		t.Fatalf("builds %v, problems %q", builds, problems)
 	}
-	one := "minikube image build -f docker/Dockerfile --build-opt=target=image --build-opt=build-arg=SERVICE=frontend --build-opt=build-arg=VERSION=0.2.0 -t kubelab/frontend:0.2.0 .\n"
+	one := "minikube image build --all -f docker/Dockerfile --build-opt=target=image --build-opt=build-arg=SERVICE=frontend --build-opt=build-arg=VERSION=0.2.0 -t kubelab/frontend:0.2.0 .\n"
 	if builds, problems := ImageBuilds(one); len(problems) != 0 || !slices.Equal(builds, []ImageBuild{{"kubelab/frontend:0.2.0", "0.2.0"}}) {
 		t.Fatalf("builds %v, problems %q", builds, problems)
+	}
+	// Without --all minikube builds on its primary node only.
+	primaryOnly := strings.Replace(one, " --all", "", 1)
+	if _, problems := ImageBuilds(primaryOnly); len(problems) != 1 || !strings.Contains(problems[0], "without --all") {
+		t.Fatalf("a build for the primary node only: problems %q, want one naming --all", problems)
 	}
 }
 
@@ -192,15 +197,20 @@ func TestParseNginxSize(t *testing.T) {
 }
 
 // selectorObjs is what a selector in the docs or the tests may select:
-// the base with the Jobs, and the minikube overlay.
+// the base with the Jobs, the minikube overlay, and the multinode one
+// (lesson 21: the node canary DaemonSet besides).
 func selectorObjs(t *testing.T) []Object {
 	t.Helper()
-	return append(load(t, builds(t)[0]), load(t, build{dir: filepath.Join(root, "kustomize/overlays/minikube")})...)
+	objs := load(t, builds(t)[0])
+	for _, o := range []string{"minikube", "minikube-multinode"} {
+		objs = append(objs, load(t, build{dir: filepath.Join(root, "kustomize/overlays", o)})...)
+	}
+	return objs
 }
 
 // TestSelectorsInDocsAndTestsMatchPods: every `-l` selector the README,
 // docs, Makefile, manifest comments and e2e tests use selects a pod of
-// the base or the minikube overlay, so the command (or a failed test's
+// the base or a minikube overlay, so the command (or a failed test's
 // diagnostics) shows something.
 func TestSelectorsInDocsAndTestsMatchPods(t *testing.T) {
 	uses, err := SelectorUses(root)

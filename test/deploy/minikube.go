@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,12 +45,17 @@ var buildVersion = regexp.MustCompile(`build-arg[= ]VERSION=(\S+)`)
 
 // ImageBuilds reads the image builds (`... build ... -t ref`) of a dry
 // run. A reference the dry run leaves to the shell (a loop variable) is a
-// problem: nobody could tell what it builds without running it.
+// problem: nobody could tell what it builds without running it. So is a
+// `minikube image build` for one node only. (The test cluster imports
+// every image into every node, so only this check stands for --all.)
 func ImageBuilds(dryRun string) (builds []ImageBuild, problems []string) {
 	for _, line := range strings.Split(strings.ReplaceAll(dryRun, "\\\n", " "), "\n") {
 		f := strings.Fields(line)
 		if !strings.Contains(line, " build ") {
 			continue
+		}
+		if strings.Contains(line, "minikube image build ") && !slices.Contains(f, "--all") {
+			problems = append(problems, fmt.Sprintf("builds without --all: minikube builds on the primary node only, and on a minikube of several nodes (lesson 21) a pod elsewhere never starts (ErrImageNeverPull): %s", strings.TrimSpace(line)))
 		}
 		version := ""
 		if m := buildVersion.FindStringSubmatch(line); m != nil {

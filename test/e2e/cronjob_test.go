@@ -15,6 +15,7 @@ import (
 // schedules: photos uploaded through the API (never shown in a gallery, so
 // without a thumbnail) all have one when the Job completes.
 func TestCronJobRunsOnDemand(t *testing.T) {
+	share(t, suiteNS)
 	base := deployOverlay(t)
 	var ids []string
 	for i := range 3 {
@@ -22,17 +23,17 @@ func TestCronJobRunsOnDemand(t *testing.T) {
 	}
 
 	job := fmt.Sprintf("maintain-e2e-%d", time.Now().Unix())
-	kubectl(t, "-n", ns, "create", "job", job, "--from=cronjob/worker-maintain")
-	t.Cleanup(func() { _, _ = runKubectl("-n", ns, "delete", "job", job, "--wait=false") })
-	if out, err := runKubectl("-n", ns, "wait", "--for=condition=Complete", "job/"+job, "--timeout=300s"); err != nil {
+	kubectl(t, "-n", nsOf(t), "create", "job", job, "--from=cronjob/worker-maintain")
+	t.Cleanup(func() { _, _ = runKubectl("-n", nsOf(t), "delete", "job", job, "--wait=false") })
+	if out, err := runKubectl("-n", nsOf(t), "wait", "--for=condition=Complete", "job/"+job, "--timeout=300s"); err != nil {
 		diagnose(t, "job-name="+job)
 		t.Fatalf("Job %s did not complete: %s", job, out)
 	}
-	logs := kubectl(t, "-n", ns, "logs", "job/"+job)
+	logs := kubectl(t, "-n", nsOf(t), "logs", "job/"+job)
 	if !strings.Contains(logs, "queued missing thumbnails") {
 		t.Errorf("the maintenance run queued no thumbnails:\n%s", tailLines(logs, 20))
 	}
-	if owner := kubectl(t, "-n", ns, "get", "job", job, "-o", "jsonpath={.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"); owner != "manual" {
+	if owner := kubectl(t, "-n", nsOf(t), "get", "job", job, "-o", "jsonpath={.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"); owner != "manual" {
 		t.Errorf("the Job's instantiate annotation is %q, want manual", owner)
 	}
 	for _, id := range ids {

@@ -32,14 +32,15 @@ echo '== secret in environ'; tr '\000' '\n' </proc/1/environ | grep -c '^SESSION
 // mounted ConfigMap) through /proc/1/root and its environment, Secret
 // included, through /proc/1/environ, and reaches it on localhost.
 func TestDebugContainerBesideDistroless(t *testing.T) {
+	share(t, suiteNS)
 	deployOverlay(t)
 	pod := runningFrontendPod(t)
 	// An ephemeral container cannot be removed, only its pod: replace the
 	// pod, so later tests meet the frontend as deployed.
 	t.Cleanup(func() {
 		for _, args := range [][]string{
-			{"-n", ns, "delete", "pod", pod, "--wait=true", "--timeout=180s"},
-			{"-n", ns, "rollout", "status", "deployment/frontend", "--timeout=240s"},
+			{"-n", nsOf(t), "delete", "pod", pod, "--wait=true", "--timeout=180s"},
+			{"-n", nsOf(t), "rollout", "status", "deployment/frontend", "--timeout=240s"},
 		} {
 			if out, err := runKubectl(args...); err != nil {
 				t.Logf("cleanup: kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -47,14 +48,14 @@ func TestDebugContainerBesideDistroless(t *testing.T) {
 		}
 	})
 
-	out, err := runKubectl("-n", ns, "exec", pod, "-c", "frontend", "--", "sh", "-c", "true")
+	out, err := runKubectl("-n", nsOf(t), "exec", pod, "-c", "frontend", "--", "sh", "-c", "true")
 	if err == nil || !strings.Contains(out, "not found") {
 		t.Errorf("kubectl exec %s -- sh: want a failure naming the missing shell, got err=%v:\n%s", pod, err, out)
 	}
 
 	// v1.33's default profile (legacy) sets no securityContext, and Pod
 	// Security checks ephemeral containers like any other.
-	out, err = runKubectl("-n", ns, "debug", pod, "--image="+debugImage, "--target=frontend", "-c", "refused", "--", "true")
+	out, err = runKubectl("-n", nsOf(t), "debug", pod, "--image="+debugImage, "--target=frontend", "-c", "refused", "--", "true")
 	if err == nil || !strings.Contains(out, `violates PodSecurity "restricted:latest"`) {
 		t.Errorf("kubectl debug without --profile=restricted: want a Pod Security refusal, got err=%v:\n%s", err, out)
 	}
@@ -62,17 +63,17 @@ func TestDebugContainerBesideDistroless(t *testing.T) {
 	// The README's command, with the shell's input as arguments instead
 	// of a terminal; its output is the container's log.
 	debugger := fmt.Sprintf("debugger-%d", time.Now().Unix())
-	kubectl(t, "-n", ns, "debug", "pod/"+pod, "--image="+debugImage, "--target=frontend", "--profile=restricted",
+	kubectl(t, "-n", nsOf(t), "debug", "pod/"+pod, "--image="+debugImage, "--target=frontend", "--profile=restricted",
 		"-c", debugger, "--", "sh", "-c", debugScript)
 	eventually(t, "the debug container to run to its end", 2*time.Minute, func() error {
-		state := kubectl(t, "-n", ns, "get", "pod", pod, "-o",
+		state := kubectl(t, "-n", nsOf(t), "get", "pod", pod, "-o",
 			`jsonpath={.status.ephemeralContainerStatuses[?(@.name=="`+debugger+`")].state}`)
 		if !strings.Contains(state, `"terminated"`) {
 			return fmt.Errorf("%s is %s", debugger, state)
 		}
 		return nil
 	})
-	logs := kubectl(t, "-n", ns, "logs", pod, "-c", debugger)
+	logs := kubectl(t, "-n", nsOf(t), "logs", pod, "-c", debugger)
 	t.Logf("the debug container's output:\n%s", logs)
 	answers := sections(logs)
 
@@ -85,7 +86,7 @@ func TestDebugContainerBesideDistroless(t *testing.T) {
 	if !hasPID1(answers["ps"], "/app") {
 		t.Errorf("ps in the debug container does not show the frontend's /app as PID 1 (--target shares its process namespace):\n%s", answers["ps"])
 	}
-	want := kubectl(t, "-n", ns, "get", "configmap", "frontend-live", "-o", "jsonpath={.data.title}")
+	want := kubectl(t, "-n", nsOf(t), "get", "configmap", "frontend-live", "-o", "jsonpath={.data.title}")
 	if got := strings.TrimSpace(answers["title"]); got != strings.TrimSpace(want) {
 		t.Errorf("/proc/1/root/etc/kubelab/config/title reads %q, want the ConfigMap's title %q", got, want)
 	}
@@ -105,7 +106,7 @@ func TestDebugContainerBesideDistroless(t *testing.T) {
 // deleted (an earlier test's pod may still be terminating).
 func runningFrontendPod(t *testing.T) string {
 	t.Helper()
-	out := kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=frontend", "--field-selector=status.phase=Running",
+	out := kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=frontend", "--field-selector=status.phase=Running",
 		"-o", `jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}`)
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) == 1 {

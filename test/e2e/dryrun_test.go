@@ -17,10 +17,11 @@ import (
 // "restricted" included) run exactly as for a real apply, and nothing is
 // changed.
 func TestServerSideDryRunOfEveryOverlayAndComponent(t *testing.T) {
+	share(t, learnerNS)
 	// Against an empty namespace, as a first deploy: over existing objects
 	// a dry run is an update, and overlays legitimately differ in fields
 	// that cannot be updated (a StatefulSet's volumeClaimTemplates).
-	kubectl(t, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s")
+	kubectl(t, "delete", "namespace", nsOf(t), "--ignore-not-found", "--wait=true", "--timeout=180s")
 	kubectl(t, "apply", "-f", "../../manifests/namespace.yaml")
 	var dirs []string
 	overlays, _ := filepath.Glob("../../kustomize/overlays/*")

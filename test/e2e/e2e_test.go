@@ -21,11 +21,76 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-const ns = "kubelab"
+// The tests share one cluster in three ways. Those in the learner's
+// namespace (the lessons, the README's minikube path, the dry runs) take
+// turns there; those of the suite's own overlay (test/e2e/overlay, its own
+// namespace and Ingress host) take turns in theirs; and the two kinds run
+// side by side, on the first node: the others stay parked, as the course's
+// single node until lesson 21 adds them. A test of several nodes (drains,
+// a node's death, spread) runs alone with every node, then parks them
+// again.
+const (
+	learnerNS = "kubelab"
+	suiteNS   = "kubelab-e2e"
+)
+
+var (
+	// nodesInUse is held shared by the tests that run side by side on the
+	// first node, and exclusively by a test that needs every node.
+	nodesInUse sync.RWMutex
+	// turns serialises the tests of one namespace.
+	turns = map[string]*sync.Mutex{learnerNS: {}, suiteNS: {}}
+	// namespaceOf maps each top-level test to the namespace it works in.
+	namespaceOf sync.Map
+)
+
+// nsOf is the namespace of t's top-level test.
+func nsOf(t testing.TB) string {
+	top, _, _ := strings.Cut(t.Name(), "/")
+	if v, ok := namespaceOf.Load(top); ok {
+		return v.(string)
+	}
+	return learnerNS
+}
+
+// share runs t beside the other tests on the first node, after the tests
+// before it in namespace have finished.
+func share(t *testing.T, namespace string) {
+	t.Parallel()
+	nodesInUse.RLock()
+	turns[namespace].Lock()
+	namespaceOf.Store(t.Name(), namespace)
+	t.Cleanup(func() {
+		turns[namespace].Unlock()
+		nodesInUse.RUnlock()
+	})
+}
+
+// alone runs t with no other test beside it and every node unparked; it
+// parks them again after t's own cleanups.
+func alone(t *testing.T, namespace string) {
+	t.Parallel()
+	nodesInUse.Lock()
+	namespaceOf.Store(t.Name(), namespace)
+	t.Cleanup(func() {
+		parkNodes(t, "node-park")
+		nodesInUse.Unlock()
+	})
+	parkNodes(t, "node-unpark")
+}
+
+// parkNodes runs cluster.sh node-park or node-unpark: a NoExecute taint on
+// every node but the first keeps every pod off them, DaemonSets' too.
+func parkNodes(t testing.TB, verb string) {
+	if out, err := exec.Command("../../"+clusterScript, verb).CombinedOutput(); err != nil {
+		t.Errorf("cluster.sh %s: %v\n%s", verb, err, out)
+	}
+}
 
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
@@ -48,9 +113,9 @@ func runKubectl(args ...string) (string, error) {
 // overlay does not meet objects it does not own.
 func freshNamespace(t *testing.T) {
 	t.Helper()
-	kubectl(t, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s")
+	kubectl(t, "delete", "namespace", nsOf(t), "--ignore-not-found", "--wait=true", "--timeout=180s")
 	t.Cleanup(func() {
-		_, _ = runKubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s")
+		_, _ = runKubectl("delete", "namespace", nsOf(t), "--ignore-not-found", "--wait=true", "--timeout=180s")
 	})
 }
 
@@ -99,7 +164,7 @@ func upload(t *testing.T, base, filename string, data []byte) string {
 // prints what the pods of sel were doing instead of hanging the suite.
 func deletePods(t *testing.T, sel string, names ...string) {
 	t.Helper()
-	args := []string{"-n", ns, "delete", "pods", "--wait=true", "--timeout=180s"}
+	args := []string{"-n", nsOf(t), "delete", "pods", "--wait=true", "--timeout=180s"}
 	if len(names) == 0 {
 		names = []string{"-l", sel}
 	}
@@ -113,12 +178,12 @@ func deletePods(t *testing.T, sel string, names ...string) {
 // diagnose prints what a failed wait was about.
 func diagnose(t *testing.T, selectors ...string) {
 	t.Helper()
-	out, _ := exec.Command("kubectl", "-n", ns, "get", "events", "--sort-by=.lastTimestamp").CombinedOutput()
+	out, _ := exec.Command("kubectl", "-n", nsOf(t), "get", "events", "--sort-by=.lastTimestamp").CombinedOutput()
 	t.Logf("events:\n%s", tailLines(string(out), 40))
 	for _, sel := range selectors {
-		d, _ := exec.Command("kubectl", "-n", ns, "describe", "pods", "-l", sel).CombinedOutput()
+		d, _ := exec.Command("kubectl", "-n", nsOf(t), "describe", "pods", "-l", sel).CombinedOutput()
 		t.Logf("describe pods -l %s:\n%s", sel, tailLines(string(d), 60))
-		l, _ := exec.Command("kubectl", "-n", ns, "logs", "-l", sel, "--all-containers", "--tail=30").CombinedOutput()
+		l, _ := exec.Command("kubectl", "-n", nsOf(t), "logs", "-l", sel, "--all-containers", "--tail=30").CombinedOutput()
 		t.Logf("logs -l %s:\n%s", sel, l)
 	}
 }
@@ -130,7 +195,7 @@ func tailLines(s string, n int) string {
 
 func rollout(t *testing.T, kind, name, sel string) {
 	t.Helper()
-	if _, err := exec.CommandContext(t.Context(), "kubectl", "-n", ns, "rollout", "status", kind+"/"+name, "--timeout=240s").CombinedOutput(); err != nil {
+	if _, err := exec.CommandContext(t.Context(), "kubectl", "-n", nsOf(t), "rollout", "status", kind+"/"+name, "--timeout=240s").CombinedOutput(); err != nil {
 		diagnose(t, sel)
 		t.Fatalf("%s/%s did not roll out", kind, name)
 	}
@@ -140,7 +205,7 @@ func rollout(t *testing.T, kind, name, sel string) {
 // through the route into the cluster's network namespace.
 func frontendURL(t *testing.T) string {
 	t.Helper()
-	ip := strings.TrimSpace(kubectl(t, "-n", ns, "get", "svc", "frontend", "-o", "jsonpath={.spec.clusterIP}"))
+	ip := strings.TrimSpace(kubectl(t, "-n", nsOf(t), "get", "svc", "frontend", "-o", "jsonpath={.spec.clusterIP}"))
 	return "http://" + ip
 }
 
@@ -149,12 +214,16 @@ func frontendURL(t *testing.T) string {
 // ports 80 and 443, as minikube's ingress addon does on `minikube ip`.
 const nodeIP = "10.200.0.2"
 
-// ingressHost is the host the frontend's Ingress rule routes.
-const ingressHost = "kubelab.local"
+// ingressHost is the host the frontend's Ingress rule routes in the
+// learner's namespace; suiteHost in the suite's (test/e2e/overlay).
+const (
+	ingressHost = "kubelab.local"
+	suiteHost   = "e2e.kubelab.local"
+)
 
-// viaIngress is an HTTP client that reaches ingressHost at the node, as
-// a line "10.200.0.2 kubelab.local" in /etc/hosts would: the request
-// carries the Host header the Ingress rule matches.
+// viaIngress is an HTTP client that reaches ingressHost and suiteHost at
+// the node, as a line "10.200.0.2 kubelab.local" in /etc/hosts would: the
+// request carries the Host header the Ingress rule matches.
 var viaIngress = ingressClient(nil)
 
 // ingressClient is viaIngress with a TLS configuration, for HTTPS.
@@ -164,7 +233,7 @@ func ingressClient(tlsConfig *tls.Config) *http.Client {
 		Transport: &http.Transport{
 			TLSClientConfig: tlsConfig,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				if host, port, err := net.SplitHostPort(addr); err == nil && host == ingressHost {
+				if host, port, err := net.SplitHostPort(addr); err == nil && (host == ingressHost || host == suiteHost) {
 					addr = net.JoinHostPort(nodeIP, port)
 				}
 				return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
@@ -231,7 +300,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: KUBECONFIG is not set; run make cluster-up, then make e2e")
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	if out, err := exec.Command("../../"+clusterScript, "node-park").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: parking the nodes: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_, _ = exec.Command("kubectl", "delete", "namespace", suiteNS, "--ignore-not-found", "--wait=false").CombinedOutput()
+	if out, err := exec.Command("../../"+clusterScript, "node-unpark").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: unparking the nodes: %v\n%s", err, out)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // TestDeployUploadSurvivesPodDeletion deploys the app into a namespace that
@@ -239,16 +318,17 @@ func TestMain(m *testing.M) {
 // uploads a photo through the Ingress, deletes the imageproc and
 // PostgreSQL pods, and reads the photo back: the data lives on PVCs.
 func TestDeployUploadSurvivesPodDeletion(t *testing.T) {
+	share(t, suiteNS)
 	kubectl(t, "apply", "-k", "overlay")
-	if got := kubectl(t, "get", "ns", ns, "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}"); got != "restricted" {
+	if got := kubectl(t, "get", "ns", nsOf(t), "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}"); got != "restricted" {
 		t.Fatalf("namespace enforce label %q", got)
 	}
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
 	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
-	base := "http://" + ingressHost
+	base := "http://" + suiteHost
 	eventually(t, "the Ingress's address in its status", time.Minute, func() error {
-		if got := kubectl(t, "-n", ns, "get", "ingress", "frontend", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); got != nodeIP {
+		if got := kubectl(t, "-n", nsOf(t), "get", "ingress", "frontend", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); got != nodeIP {
 			return fmt.Errorf("status address %q, want %s", got, nodeIP)
 		}
 		return nil

@@ -98,9 +98,10 @@ func failureWindow(s loadSummary) time.Duration {
 // replacement within seconds. With one replica, only what needs imageproc
 // fails, and only while no imageproc pod is ready.
 func TestImageprocPodsDeletedUnderLoad(t *testing.T) {
+	share(t, suiteNS)
 	base := deployOverlay(t)
 	imageprocPods := func() []string {
-		return strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=imageproc",
+		return strings.Fields(kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=imageproc",
 			"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"))
 	}
 	// servedBy waits until pod has answered one of the frontend's calls:
@@ -143,7 +144,7 @@ func TestImageprocPodsDeletedUnderLoad(t *testing.T) {
 	}
 
 	// One replica: deleting it leaves no imageproc for a while.
-	kubectl(t, "-n", ns, "scale", "deployment/imageproc", "--replicas=1")
+	kubectl(t, "-n", nsOf(t), "scale", "deployment/imageproc", "--replicas=1")
 	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
 	eventually(t, "one imageproc pod", 2*time.Minute, func() error {
 		if p := imageprocPods(); len(p) != 1 {
@@ -169,5 +170,5 @@ func TestImageprocPodsDeletedUnderLoad(t *testing.T) {
 	if last := s.Intervals[len(s.Intervals)-1]; last.Failed != 0 {
 		t.Errorf("the last second still failed %d calls: %v", last.Failed, s.Failures)
 	}
-	kubectl(t, "-n", ns, "scale", "deployment/imageproc", "--replicas=2")
+	kubectl(t, "-n", nsOf(t), "scale", "deployment/imageproc", "--replicas=2")
 }

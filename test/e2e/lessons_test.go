@@ -32,7 +32,16 @@ var onTestCluster = []struct{ minikube, here, why string }{
 	{"minikube service -n kubelab frontend --url", "echo http://" + nodeIP + ":30080",
 		"what it prints on Linux: the NodePort on the node's address"},
 	{"minikube ip", "echo " + nodeIP, "the node's address"},
+	{"minikube node add", clusterScript + " node-add",
+		"the test cluster's other nodes exist from the start, parked (tainted) until a lesson adds them"},
+	{"minikube node stop", clusterScript + " node-stop",
+		"the node's kubelet, runtime and containers are killed and its link taken down"},
+	{"minikube node start", clusterScript + " node-start", "the node's runtime, kubelet and kube-proxy start again"},
 }
+
+// clusterScript is the test cluster's script, from the repository root
+// where the lessons run.
+const clusterScript = "test/cluster/cluster.sh"
 
 // lessonsDir holds the lessons; the runner runs the English ones, and
 // test/deploy proves the Japanese ones hold the same blocks.
@@ -372,6 +381,12 @@ func (l lesson) inSequence() bool {
 	return len(l.blocks) > 0 && strings.TrimSpace(l.blocks[0].written) == "make deploy-minikube"
 }
 
+// alone tells a lesson that adds, stops or starts nodes: it drains and
+// kills what every other lesson runs on, so it runs after them all.
+func (l lesson) alone() bool {
+	return slices.ContainsFunc(l.blocks, func(b lessonBlock) bool { return strings.Contains(b.written, "minikube node ") })
+}
+
 // run runs every block of one lesson in a fresh shell, and removes the
 // namespaces it made if a block fails.
 func (l lesson) run(t *testing.T) {
@@ -400,14 +415,43 @@ func (l lesson) run(t *testing.T) {
 // empty namespace (make deploy-minikube), as a learner's first deploy;
 // then the lessons that change kubelab's namespace run one after another
 // in course order, and beside them every other lesson, each in its own
-// namespace. At the end no namespace a lesson made may remain, and
-// kubelab's is removed, as TestMinikubeREADME leaves it.
+// namespace; a lesson that adds, stops or starts nodes runs last, alone.
+// Until a lesson adds them, every node but the first is parked: the
+// course begins on a learner's single node. At the end no namespace a
+// lesson made may remain, and kubelab's is removed, as
+// TestMinikubeREADME leaves it.
 func TestLessons(t *testing.T) {
 	lessons := readLessons(t)
+	// Lessons 1-20 run beside the suite's other tests, on the first node;
+	// one that adds nodes waits until it has the cluster to itself.
+	t.Parallel()
+	nodesInUse.RLock()
+	turns[learnerNS].Lock()
+	namespaceOf.Store(t.Name(), learnerNS)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			turns[learnerNS].Unlock()
+			nodesInUse.RUnlock()
+		}
+	}
+	t.Cleanup(release)
+	alone := func(t *testing.T, l lesson) {
+		release()
+		nodesInUse.Lock()
+		defer nodesInUse.Unlock()
+		defer parkNodes(t, "node-park")
+		t.Run(l.name, l.run)
+	}
 	if *onlyLessons != "" {
 		want := strings.Split(*onlyLessons, ",")
 		for _, l := range lessons {
-			if slices.ContainsFunc(want, func(n string) bool { return strings.HasPrefix(l.name, n+"-") }) {
+			switch {
+			case !slices.ContainsFunc(want, func(n string) bool { return strings.HasPrefix(l.name, n+"-") }):
+			case l.alone():
+				alone(t, l)
+			default:
 				t.Run(l.name, l.run)
 			}
 		}
@@ -419,7 +463,8 @@ func TestLessons(t *testing.T) {
 	t.Cleanup(func() {
 		out, _ := runKubectl("get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}")
 		for _, n := range strings.Fields(out) {
-			if n != ns && !slices.Contains(before, n) {
+			// The other tests' namespaces come and go beside the lessons.
+			if n != learnerNS && n != suiteNS && !strings.HasPrefix(n, "e2e-") && !slices.Contains(before, n) {
 				if !t.Failed() {
 					t.Errorf("a lesson left the namespace %s behind: its cleanup should delete it", n)
 				}
@@ -434,13 +479,13 @@ func TestLessons(t *testing.T) {
 		t.Run("in-sequence", func(t *testing.T) {
 			t.Parallel()
 			for _, l := range lessons[1:] {
-				if l.inSequence() {
+				if l.inSequence() && !l.alone() {
 					t.Run(l.name, l.run)
 				}
 			}
 		})
 		for _, l := range lessons[1:] {
-			if !l.inSequence() {
+			if !l.inSequence() && !l.alone() {
 				t.Run(l.name, func(t *testing.T) {
 					t.Parallel()
 					l.run(t)
@@ -448,5 +493,10 @@ func TestLessons(t *testing.T) {
 			}
 		}
 	})
+	for _, l := range lessons[1:] {
+		if l.alone() {
+			alone(t, l)
+		}
+	}
 	t.Logf("all lessons: %v", time.Since(start).Round(time.Second))
 }

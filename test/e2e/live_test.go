@@ -23,7 +23,7 @@ import (
 func podURLs(t *testing.T) []string {
 	t.Helper()
 	var urls []string
-	for _, ip := range strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=frontend",
+	for _, ip := range strings.Fields(kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=frontend",
 		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].status.podIP}")) {
 		urls = append(urls, "http://"+ip+":8080")
 	}
@@ -45,13 +45,14 @@ func bearer(url, token string) int {
 // ConfigMap and rotates its Secret: every pod shows the new banner and
 // accepts only the new token within kubelet's sync period, with no restart.
 func TestConfigMapAndSecretChangesApplyLive(t *testing.T) {
+	share(t, suiteNS)
 	kubectl(t, "apply", "-k", "overlay")
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
 	t.Cleanup(func() { _, _ = exec.Command("kubectl", "apply", "-k", "overlay").CombinedOutput() })
-	restarts := kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", "jsonpath={.items[*].status.containerStatuses[0].restartCount}")
+	restarts := kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", "jsonpath={.items[*].status.containerStatuses[0].restartCount}")
 
 	banner := fmt.Sprintf("e2e banner %d", time.Now().UnixNano())
-	kubectl(t, "-n", ns, "patch", "configmap", "frontend-live", "--type=merge", "-p", `{"data":{"banner":"`+banner+`"}}`)
+	kubectl(t, "-n", nsOf(t), "patch", "configmap", "frontend-live", "--type=merge", "-p", `{"data":{"banner":"`+banner+`"}}`)
 	start := time.Now()
 	for _, u := range podURLs(t) {
 		eventually(t, "the new banner on "+u, 3*time.Minute, func() error {
@@ -65,9 +66,9 @@ func TestConfigMapAndSecretChangesApplyLive(t *testing.T) {
 	t.Logf("every pod showed the new banner %v after the edit", time.Since(start).Round(time.Second))
 
 	const newToken = "e2e-rotated-token"
-	secret := kubectl(t, "-n", ns, "create", "secret", "generic", "frontend", "--from-literal=admin-token="+newToken,
+	secret := kubectl(t, "-n", nsOf(t), "create", "secret", "generic", "frontend", "--from-literal=admin-token="+newToken,
 		"--from-literal=session-key=kubelab-demo-session-key-0123456789", "--dry-run=client", "-o", "yaml")
-	apply := exec.CommandContext(t.Context(), "kubectl", "-n", ns, "apply", "-f", "-")
+	apply := exec.CommandContext(t.Context(), "kubectl", "-n", nsOf(t), "apply", "-f", "-")
 	apply.Stdin = strings.NewReader(secret)
 	if out, err := apply.CombinedOutput(); err != nil {
 		t.Fatalf("rotate the Secret: %v\n%s", err, out)
@@ -80,7 +81,7 @@ func TestConfigMapAndSecretChangesApplyLive(t *testing.T) {
 			return nil
 		})
 	}
-	if after := kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", "jsonpath={.items[*].status.containerStatuses[0].restartCount}"); after != restarts {
+	if after := kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", "jsonpath={.items[*].status.containerStatuses[0].restartCount}"); after != restarts {
 		t.Fatalf("restart counts went from %q to %q: the changes needed restarts", restarts, after)
 	}
 }
@@ -119,6 +120,7 @@ func postJSON(t *testing.T, url, body string) map[string]any {
 // 3) on a batch, kills one worker pod mid-batch, and checks that the Job
 // completes with every task done once and one variant per photo.
 func TestWorkerJobKilledPodEveryTaskOnce(t *testing.T) {
+	share(t, suiteNS)
 	base := deployOverlay(t)
 	data := bigPhoto(t)
 	const photos = 120
@@ -133,7 +135,7 @@ func TestWorkerJobKilledPodEveryTaskOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	create := exec.CommandContext(t.Context(), "kubectl", "-n", ns, "create", "-f", "-")
+	create := exec.CommandContext(t.Context(), "kubectl", "-n", nsOf(t), "create", "-f", "-")
 	create.Stdin = strings.NewReader(strings.ReplaceAll(string(manifest), "image: kubelab/worker:0.1.0", "image: localhost/kubelab-worker:0.1.0"))
 	out, err := create.CombinedOutput()
 	if err != nil {
@@ -141,7 +143,7 @@ func TestWorkerJobKilledPodEveryTaskOnce(t *testing.T) {
 	}
 	job := regexp.MustCompile(`job\.batch/(\S+) created`).FindStringSubmatch(string(out))[1]
 	t.Cleanup(func() {
-		_, _ = exec.Command("kubectl", "-n", ns, "delete", "job", job, "--wait=false").CombinedOutput()
+		_, _ = exec.Command("kubectl", "-n", nsOf(t), "delete", "job", job, "--wait=false").CombinedOutput()
 	})
 
 	done := func() float64 {
@@ -166,13 +168,13 @@ func TestWorkerJobKilledPodEveryTaskOnce(t *testing.T) {
 		} else if d < 1 {
 			continue
 		}
-		out, _ := runKubectl("-n", ns, "get", "pods", "-l", "job-name="+job, "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
+		out, _ := runKubectl("-n", nsOf(t), "get", "pods", "-l", "job-name="+job, "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
 		victim = strings.Fields(out)
 	}
-	kubectl(t, "-n", ns, "delete", "pod", victim[0], "--grace-period=0", "--force")
+	kubectl(t, "-n", nsOf(t), "delete", "pod", victim[0], "--grace-period=0", "--force")
 	t.Logf("killed %s at done=%v", victim[0], done())
 
-	if _, err := exec.CommandContext(t.Context(), "kubectl", "-n", ns, "wait", "--for=condition=Complete", "job/"+job, "--timeout=300s").CombinedOutput(); err != nil {
+	if _, err := exec.CommandContext(t.Context(), "kubectl", "-n", nsOf(t), "wait", "--for=condition=Complete", "job/"+job, "--timeout=300s").CombinedOutput(); err != nil {
 		diagnose(t, "job-name="+job)
 		t.Fatalf("Job %s did not complete", job)
 	}

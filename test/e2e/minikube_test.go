@@ -75,7 +75,7 @@ func mustPrint(t *testing.T, line, out string, patterns ...string) {
 
 func replicas(t *testing.T, deployment string) int {
 	t.Helper()
-	n, _ := strconv.Atoi(kubectl(t, "-n", ns, "get", "deployment", deployment, "-o", "jsonpath={.spec.replicas}"))
+	n, _ := strconv.Atoi(kubectl(t, "-n", nsOf(t), "get", "deployment", deployment, "-o", "jsonpath={.spec.replicas}"))
 	return n
 }
 
@@ -90,6 +90,7 @@ func replicas(t *testing.T, deployment string) int {
 // rollback and undeploy, heavy load makes the HPA add frontend pods and
 // remove them after.
 func TestMinikubeREADME(t *testing.T) {
+	share(t, learnerNS)
 	freshNamespace(t)
 	nodePort := "http://" + nodeIP + ":30080"
 	const rate = 30
@@ -139,7 +140,7 @@ func TestMinikubeREADME(t *testing.T) {
 		}},
 		{"minikube service -n kubelab frontend --url", func(t *testing.T, _ string) {
 			// What it prints: http://$(minikube ip) and the NodePort.
-			if p := kubectl(t, "-n", ns, "get", "svc", "frontend", "-o", "jsonpath={.spec.ports[0].nodePort}"); p != "30080" {
+			if p := kubectl(t, "-n", nsOf(t), "get", "svc", "frontend", "-o", "jsonpath={.spec.ports[0].nodePort}"); p != "30080" {
 				t.Fatalf("frontend NodePort %q, want 30080", p)
 			}
 			eventually(t, "the NodePort", time.Minute, func() error {
@@ -167,7 +168,7 @@ func TestMinikubeREADME(t *testing.T) {
 			if m == nil {
 				t.Fatalf("%s printed %q, want job.batch/worker-… created", line, out)
 			}
-			if _, err := exec.CommandContext(t.Context(), "kubectl", "-n", ns, "wait", "job/"+m[1],
+			if _, err := exec.CommandContext(t.Context(), "kubectl", "-n", nsOf(t), "wait", "job/"+m[1],
 				"--for=condition=Complete", "--timeout=180s").CombinedOutput(); err != nil {
 				diagnose(t, "app.kubernetes.io/name=worker")
 				t.Fatalf("job %s did not complete", m[1])
@@ -220,7 +221,7 @@ func TestMinikubeREADME(t *testing.T) {
 		}},
 		{"make undeploy", func(t *testing.T, line string) {
 			learner(t, line)
-			if out, err := runKubectl("get", "namespace", ns); err == nil {
+			if out, err := runKubectl("get", "namespace", nsOf(t)); err == nil {
 				t.Errorf("make undeploy left the namespace: %s", out)
 			}
 		}},
@@ -251,7 +252,7 @@ func autoscales(t *testing.T, nodePort string) {
 	start := time.Now()
 	eventually(t, "the HPA to add frontend pods", 4*time.Minute, func() error {
 		if n := replicas(t, "frontend"); n <= floor {
-			return fmt.Errorf("frontend at %d replicas; hpa: %s", n, kubectl(t, "-n", ns, "get", "hpa", "frontend", "--no-headers"))
+			return fmt.Errorf("frontend at %d replicas; hpa: %s", n, kubectl(t, "-n", nsOf(t), "get", "hpa", "frontend", "--no-headers"))
 		}
 		return nil
 	})

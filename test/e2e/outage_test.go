@@ -28,6 +28,7 @@ func page(url string) (int, string, error) {
 // with a clear message instead of photos, and when PostgreSQL is back
 // everything recovers by itself.
 func TestDatabaseOutageDegradesAndRecovers(t *testing.T) {
+	share(t, suiteNS)
 	kubectl(t, "apply", "-k", "overlay")
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
 	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
@@ -42,12 +43,12 @@ func TestDatabaseOutageDegradesAndRecovers(t *testing.T) {
 	})
 	// (t.Context is already cancelled when cleanups run.)
 	t.Cleanup(func() {
-		_, _ = exec.Command("kubectl", "-n", ns, "scale", "statefulset/postgres", "--replicas=1").CombinedOutput()
+		_, _ = exec.Command("kubectl", "-n", nsOf(t), "scale", "statefulset/postgres", "--replicas=1").CombinedOutput()
 	})
 
-	kubectl(t, "-n", ns, "scale", "statefulset/postgres", "--replicas=0")
+	kubectl(t, "-n", nsOf(t), "scale", "statefulset/postgres", "--replicas=0")
 	eventually(t, "imageproc to turn unready", 2*time.Minute, func() error {
-		ready := kubectl(t, "-n", ns, "get", "deployment", "imageproc", "-o", "jsonpath={.status.readyReplicas}")
+		ready := kubectl(t, "-n", nsOf(t), "get", "deployment", "imageproc", "-o", "jsonpath={.status.readyReplicas}")
 		if ready != "" && ready != "0" {
 			return fmt.Errorf("%s imageproc pods still ready", ready)
 		}
@@ -64,7 +65,7 @@ func TestDatabaseOutageDegradesAndRecovers(t *testing.T) {
 		return nil
 	})
 
-	kubectl(t, "-n", ns, "scale", "statefulset/postgres", "--replicas=1")
+	kubectl(t, "-n", nsOf(t), "scale", "statefulset/postgres", "--replicas=1")
 	start := time.Now()
 	eventually(t, "the gallery to recover by itself", 3*time.Minute, func() error {
 		code, body, err := page(base + "/")

@@ -21,6 +21,7 @@ import (
 // healthy pods, the observability annotations reach the pods, and the
 // Ingress serves HTTPS with the component's own certificate.
 func TestProductionOverlayRuns(t *testing.T) {
+	alone(t, learnerNS)
 	freshNamespace(t)
 	kubectl(t, "apply", "-k", "production")
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
@@ -30,13 +31,13 @@ func TestProductionOverlayRuns(t *testing.T) {
 	// A pod Pod Security refused would show as a FailedCreate event and a
 	// ReplicaSet short of its replicas; rollout status already waited for
 	// those, so a clean event list confirms it.
-	if ev := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=FailedCreate", "-o", "name"); strings.TrimSpace(ev) != "" {
+	if ev := kubectl(t, "-n", nsOf(t), "get", "events", "--field-selector", "reason=FailedCreate", "-o", "name"); strings.TrimSpace(ev) != "" {
 		t.Errorf("pods were refused: %s", ev)
 	}
 
 	for _, hpa := range []string{"frontend", "imageproc"} {
 		eventually(t, "HPA "+hpa+" reading CPU from metrics-server", 3*time.Minute, func() error {
-			out := kubectl(t, "-n", ns, "get", "hpa", hpa, "-o", "jsonpath={.status.currentMetrics[0].resource.current.averageUtilization}")
+			out := kubectl(t, "-n", nsOf(t), "get", "hpa", hpa, "-o", "jsonpath={.status.currentMetrics[0].resource.current.averageUtilization}")
 			if _, err := strconv.Atoi(out); err != nil {
 				return fmt.Errorf("current utilization %q", out)
 			}
@@ -48,7 +49,7 @@ func TestProductionOverlayRuns(t *testing.T) {
 	// one may be evicted; imageproc: maxUnavailable 1.
 	for pdb, minHealthy := range map[string]int{"frontend": 3, "imageproc": 2} {
 		eventually(t, "PDB "+pdb+" counting healthy pods", time.Minute, func() error {
-			out := kubectl(t, "-n", ns, "get", "pdb", pdb, "-o", "jsonpath={.status.currentHealthy} {.status.disruptionsAllowed}")
+			out := kubectl(t, "-n", nsOf(t), "get", "pdb", pdb, "-o", "jsonpath={.status.currentHealthy} {.status.disruptionsAllowed}")
 			var healthy, allowed int
 			if _, err := fmt.Sscan(out, &healthy, &allowed); err != nil || healthy < minHealthy || allowed < 1 {
 				return fmt.Errorf("currentHealthy disruptionsAllowed = %q", out)
@@ -57,10 +58,10 @@ func TestProductionOverlayRuns(t *testing.T) {
 		})
 	}
 
-	if got := kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", `jsonpath={.items[*].metadata.annotations.prometheus\.io/scrape}`); strings.Count(got, "true") < 3 {
+	if got := kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", `jsonpath={.items[*].metadata.annotations.prometheus\.io/scrape}`); strings.Count(got, "true") < 3 {
 		t.Errorf("frontend pods' prometheus.io/scrape annotations: %q", got)
 	}
-	if got := kubectl(t, "get", "networkpolicy", "-n", ns, "-o", "name"); !strings.Contains(got, "default-deny") {
+	if got := kubectl(t, "get", "networkpolicy", "-n", nsOf(t), "-o", "name"); !strings.Contains(got, "default-deny") {
 		t.Errorf("network policies: %q", got)
 	}
 

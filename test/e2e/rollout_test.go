@@ -14,22 +14,23 @@ import (
 // its Service: not one request may fail, and only the two versions answer,
 // the old one last.
 func TestRollingUpdateAndRollbackLoseNothing(t *testing.T) {
+	share(t, suiteNS)
 	base := deployOverlay(t)
 
 	lg := startLoad(t, base, 40, 150*time.Second)
 	time.Sleep(5 * time.Second)
 
 	cause := "e2e: set image 0.2.0 at " + time.Now().Format(time.TimeOnly)
-	kubectl(t, "-n", ns, "set", "image", "deployment/frontend", "frontend=localhost/kubelab-frontend:0.2.0")
-	kubectl(t, "-n", ns, "annotate", "deployment/frontend", "kubernetes.io/change-cause="+cause, "--overwrite")
+	kubectl(t, "-n", nsOf(t), "set", "image", "deployment/frontend", "frontend=localhost/kubelab-frontend:0.2.0")
+	kubectl(t, "-n", nsOf(t), "annotate", "deployment/frontend", "kubernetes.io/change-cause="+cause, "--overwrite")
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
 	// The cause belongs to the newest revision alone.
-	history := strings.Split(strings.TrimSpace(kubectl(t, "-n", ns, "rollout", "history", "deployment/frontend")), "\n")
+	history := strings.Split(strings.TrimSpace(kubectl(t, "-n", nsOf(t), "rollout", "history", "deployment/frontend")), "\n")
 	if n := len(history); n < 4 || !strings.HasSuffix(history[n-1], cause) || strings.Contains(strings.Join(history[:n-1], "\n"), cause) {
 		t.Errorf("rollout history should show %q on the newest revision only:\n%s", cause, strings.Join(history, "\n"))
 	}
 	time.Sleep(10 * time.Second)
-	kubectl(t, "-n", ns, "rollout", "undo", "deployment/frontend")
+	kubectl(t, "-n", nsOf(t), "rollout", "undo", "deployment/frontend")
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
 
 	s := lg.wait(t)

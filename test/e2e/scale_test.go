@@ -12,10 +12,10 @@ import (
 
 func scale(t *testing.T, deployment string, replicas int) {
 	t.Helper()
-	kubectl(t, "-n", ns, "scale", "deployment/"+deployment, fmt.Sprintf("--replicas=%d", replicas))
+	kubectl(t, "-n", nsOf(t), "scale", "deployment/"+deployment, fmt.Sprintf("--replicas=%d", replicas))
 	rollout(t, "deployment", deployment, "app.kubernetes.io/name="+deployment)
 	eventually(t, fmt.Sprintf("%s at %d pods", deployment, replicas), 2*time.Minute, func() error {
-		pods := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name="+deployment, "-o", "jsonpath={.items[*].metadata.name}"))
+		pods := strings.Fields(kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name="+deployment, "-o", "jsonpath={.items[*].metadata.name}"))
 		if len(pods) != replicas {
 			return fmt.Errorf("%d pods (some still terminating)", len(pods))
 		}
@@ -29,8 +29,9 @@ func scale(t *testing.T, deployment string, replicas int) {
 // round robin gives each of the five a fair share of the calls, which one
 // HTTP/2 connection to a ClusterIP would not.
 func TestScaleUnderLoadSharesFairly(t *testing.T) {
+	share(t, suiteNS)
 	kubectl(t, "apply", "-k", "overlay")
-	t.Cleanup(func() { _, _ = runKubectl("-n", ns, "scale", "deployment/imageproc", "--replicas=2") })
+	t.Cleanup(func() { _, _ = runKubectl("-n", nsOf(t), "scale", "deployment/imageproc", "--replicas=2") })
 	scale(t, "imageproc", 1)
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
 	base := frontendURL(t)
@@ -43,7 +44,7 @@ func TestScaleUnderLoadSharesFairly(t *testing.T) {
 	lg := startLoad(t, base, rate, 120*time.Second, "--path", "/api/v1/images")
 	time.Sleep(10 * time.Second)
 	scale(t, "imageproc", 5)
-	pods := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=imageproc", "-o", "jsonpath={.items[*].metadata.name}"))
+	pods := strings.Fields(kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=imageproc", "-o", "jsonpath={.items[*].metadata.name}"))
 	// The frontend learns of new pods when it reads the headless
 	// Service's DNS answer again: at the latest when imageproc's
 	// MAX_CONNECTION_AGE (30s) closes a connection. Then measure 20 s.

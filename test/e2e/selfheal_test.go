@@ -19,12 +19,13 @@ import (
 // restarts the container in place, and the page that pod serves shows the
 // new start.
 func TestPodDeletionLosesNothingAndCrashRestarts(t *testing.T) {
+	share(t, suiteNS)
 	base := deployOverlay(t)
 
 	const rate = 40
 	lg := startLoad(t, base, rate, 45*time.Second)
 	time.Sleep(5 * time.Second)
-	victim := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", "jsonpath={.items[*].metadata.name}"))[0]
+	victim := strings.Fields(kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o", "jsonpath={.items[*].metadata.name}"))[0]
 	deletePods(t, "app.kubernetes.io/name=frontend", victim)
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
 	s := lg.wait(t)
@@ -34,16 +35,16 @@ func TestPodDeletionLosesNothingAndCrashRestarts(t *testing.T) {
 	}
 
 	// The crash control, on one pod by its own address.
-	enc := kubectl(t, "-n", ns, "get", "secret", "frontend", "-o", "jsonpath={.data.admin-token}")
+	enc := kubectl(t, "-n", nsOf(t), "get", "secret", "frontend", "-o", "jsonpath={.data.admin-token}")
 	token, err := base64.StdEncoding.DecodeString(enc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=frontend",
+	pod := strings.Fields(kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=frontend",
 		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[0].metadata.name} {.items[0].status.podIP}"))
 	name, url := pod[0], "http://"+pod[1]+":8080"
 	before := podInfo(t, url).Pod.Starts
-	restarts := kubectl(t, "-n", ns, "get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].restartCount}")
+	restarts := kubectl(t, "-n", nsOf(t), "get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].restartCount}")
 	// (A Secret rotated back by another test may take kubelet's sync
 	// period to reach the pod: retry until the token is accepted.)
 	eventually(t, "the crash control to accept the admin token", 3*time.Minute, func() error {
@@ -60,7 +61,7 @@ func TestPodDeletionLosesNothingAndCrashRestarts(t *testing.T) {
 		return nil
 	})
 	eventually(t, "kubelet to restart the crashed container", 2*time.Minute, func() error {
-		if got := kubectl(t, "-n", ns, "get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].restartCount}"); got == restarts {
+		if got := kubectl(t, "-n", nsOf(t), "get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].restartCount}"); got == restarts {
 			return fmt.Errorf("restartCount still %s", got)
 		}
 		return nil
@@ -76,7 +77,7 @@ func TestPodDeletionLosesNothingAndCrashRestarts(t *testing.T) {
 		return nil
 	})
 	t.Logf("pod %s: restartCount %s → %s, the panel shows start %d",
-		name, restarts, kubectl(t, "-n", ns, "get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].restartCount}"), before+1)
+		name, restarts, kubectl(t, "-n", nsOf(t), "get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].restartCount}"), before+1)
 }
 
 type info struct {

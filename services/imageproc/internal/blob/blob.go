@@ -1,5 +1,7 @@
 // Package blob keeps photos and variants on a filesystem volume (in
-// Kubernetes, a PersistentVolumeClaim), named by the SHA-256 of their bytes.
+// Kubernetes, a PersistentVolumeClaim), named by the SHA-256 of their bytes,
+// and defines Store, what the server needs from any blob storage (package
+// pgblob keeps them in PostgreSQL instead).
 //
 // Content addressing makes writes idempotent (the same bytes always land on
 // the same name) and lets a reader trust what it reads. Writes are
@@ -9,6 +11,7 @@
 package blob
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,6 +48,8 @@ type Dir struct {
 	tmp  string
 	lock *os.File
 }
+
+var _ Store = (*Dir)(nil)
 
 // Open prepares root and sweeps what crashed processes left behind.
 func Open(root string) (*Dir, error) {
@@ -150,17 +155,15 @@ func (d *Dir) Close() error {
 }
 
 func (d *Dir) path(sum string) (string, error) {
-	if len(sum) != 64 {
-		return "", fmt.Errorf("%w: malformed sha256 %q", ErrNotFound, sum)
-	}
-	if _, err := hex.DecodeString(sum); err != nil {
+	if !ValidSum(sum) {
 		return "", fmt.Errorf("%w: malformed sha256 %q", ErrNotFound, sum)
 	}
 	return filepath.Join(d.root, "sha256", sum[:2], sum), nil
 }
 
-// Open opens a committed blob for reading.
-func (d *Dir) Open(sum string) (*os.File, error) {
+// Open opens a committed blob for reading. A file once open reads on
+// even if the blob is removed meanwhile.
+func (d *Dir) Open(_ context.Context, sum string) (io.ReadSeekCloser, error) {
 	p, err := d.path(sum)
 	if err != nil {
 		return nil, err
@@ -169,11 +172,14 @@ func (d *Dir) Open(sum string) (*os.File, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, sum)
 	}
-	return f, err
+	if err != nil {
+		return nil, err // not a nil *os.File in a non-nil interface
+	}
+	return f, nil
 }
 
 // Remove deletes a committed blob; removing a missing blob is not an error.
-func (d *Dir) Remove(sum string) error {
+func (d *Dir) Remove(_ context.Context, sum string) error {
 	p, err := d.path(sum)
 	if err != nil {
 		return err
@@ -185,10 +191,13 @@ func (d *Dir) Remove(sum string) error {
 }
 
 // Walk calls fn with the sum, size and modification time of every
-// committed blob.
-func (d *Dir) Walk(fn func(sum string, size int64, modTime time.Time) error) error {
+// committed blob (Commit touches a blob it finds already there).
+func (d *Dir) Walk(ctx context.Context, fn func(sum string, size int64, modTime time.Time) error) error {
 	return filepath.WalkDir(filepath.Join(d.root, "sha256"), func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		info, err := e.Info()
@@ -202,9 +211,9 @@ func (d *Dir) Walk(fn func(sum string, size int64, modTime time.Time) error) err
 	})
 }
 
-// Writer receives a blob's bytes, hashing them as they pass, and limits
-// their number. Nothing is visible to readers until Commit.
-type Writer struct {
+// fileWriter is Dir's Writer: a file in this process's tmp directory,
+// renamed into place by Commit.
+type fileWriter struct {
 	dir   *Dir
 	f     *os.File
 	hash  hash.Hash
@@ -214,18 +223,18 @@ type Writer struct {
 }
 
 // Create starts a blob of at most limit bytes.
-func (d *Dir) Create(limit int64) (*Writer, error) {
+func (d *Dir) Create(limit int64) (Writer, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	f, err := os.OpenFile(filepath.Join(d.tmp, hex.EncodeToString(rnd[:])), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("create temp blob: %w", err)
 	}
-	return &Writer{dir: d, f: f, hash: sha256.New(), limit: limit}, nil
+	return &fileWriter{dir: d, f: f, hash: sha256.New(), limit: limit}, nil
 }
 
 // Write appends p, or fails with ErrTooLarge past the limit.
-func (w *Writer) Write(p []byte) (int, error) {
+func (w *fileWriter) Write(p []byte) (int, error) {
 	if w.n+int64(len(p)) > w.limit {
 		return 0, fmt.Errorf("%w of %d bytes", ErrTooLarge, w.limit)
 	}
@@ -236,14 +245,15 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 // Size is the number of bytes written so far.
-func (w *Writer) Size() int64 { return w.n }
+func (w *fileWriter) Size() int64 { return w.n }
 
 // Reader reads back what has been written, for validation before Commit.
-func (w *Writer) Reader() *io.SectionReader { return io.NewSectionReader(w.f, 0, w.n) }
+func (w *fileWriter) Reader() *io.SectionReader { return io.NewSectionReader(w.f, 0, w.n) }
 
 // Commit makes the blob durable and visible under its SHA-256, which it
 // returns. If a blob with the same content exists, the new copy is dropped.
-func (w *Writer) Commit() (string, error) {
+// A rename cannot be cancelled: ctx is not consulted.
+func (w *fileWriter) Commit(context.Context) (string, error) {
 	if w.done {
 		return "", errors.New("blob writer already finished")
 	}
@@ -283,7 +293,7 @@ func (w *Writer) Commit() (string, error) {
 
 // Abort discards the blob. Safe to call after Commit (it does nothing), so
 // callers can defer it.
-func (w *Writer) Abort() {
+func (w *fileWriter) Abort() {
 	if w.done {
 		return
 	}

@@ -11,7 +11,28 @@ import (
 	"time"
 
 	"github.com/kubelab/kubelab/services/imageproc/internal/blob"
+	"github.com/kubelab/kubelab/services/imageproc/internal/blob/blobtest"
 )
+
+func TestDirContract(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) blobtest.Subject {
+		root := t.TempDir()
+		d, err := blob.Open(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		return blobtest.Subject{
+			Store: d,
+			Backdate: func(t *testing.T, sum string, at time.Time) {
+				if err := os.Chtimes(filepath.Join(root, "sha256", sum[:2], sum), at, at); err != nil {
+					t.Fatal(err)
+				}
+			},
+			Staged: func(t *testing.T) int { return countFiles(t, filepath.Join(root, "tmp")) },
+		}
+	})
+}
 
 func countFiles(t *testing.T, dir string) int {
 	t.Helper()
@@ -46,7 +67,7 @@ func TestCommitIsContentAddressed(t *testing.T) {
 		if _, err := w.Write(data); err != nil {
 			t.Fatal(err)
 		}
-		sum, err := w.Commit()
+		sum, err := w.Commit(t.Context())
 		if err != nil || sum != hex.EncodeToString(want[:]) {
 			t.Fatalf("Commit = %q, %v", sum, err)
 		}
@@ -58,7 +79,7 @@ func TestCommitIsContentAddressed(t *testing.T) {
 	if n := countFiles(t, filepath.Join(root, "tmp")); n != 0 {
 		t.Fatalf("%d temp files left", n)
 	}
-	f, err := d.Open(hex.EncodeToString(want[:]))
+	f, err := d.Open(t.Context(), hex.EncodeToString(want[:]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +147,7 @@ func TestOpenSweepsDeadProcessesOnly(t *testing.T) {
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Fatal("dead process's tmp dir was not swept")
 	}
-	if _, err := w.Commit(); err != nil {
+	if _, err := w.Commit(t.Context()); err != nil {
 		t.Fatalf("live process's upload was disturbed: %v", err)
 	}
 }
@@ -165,7 +186,7 @@ func TestOpenRejectsMalformedSums(t *testing.T) {
 	}
 	defer d.Close()
 	for _, sum := range []string{"", "../../etc/passwd", "zz" + string(make([]byte, 62))} {
-		if _, err := d.Open(sum); !errors.Is(err, blob.ErrNotFound) {
+		if _, err := d.Open(t.Context(), sum); !errors.Is(err, blob.ErrNotFound) {
 			t.Errorf("Open(%q) = %v, want ErrNotFound", sum, err)
 		}
 	}

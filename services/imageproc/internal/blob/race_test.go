@@ -2,6 +2,7 @@ package blob
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -90,7 +91,7 @@ func raceChild(root string) {
 	if _, err := w.Write([]byte("in flight")); err != nil {
 		fail(err)
 	}
-	if _, err := w.Commit(); err != nil {
+	if _, err := w.Commit(context.Background()); err != nil {
 		fail(err)
 	}
 	if err := d.Close(); err != nil {

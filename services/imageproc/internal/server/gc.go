@@ -37,7 +37,7 @@ func (s *Images) CollectGarbage(ctx context.Context, req *imageprocv1.CollectGar
 	}
 
 	cutoff := time.Now().Add(-minAge)
-	err := s.blobs.Walk(func(sum string, size int64, modTime time.Time) error {
+	err := s.blobs.Walk(ctx, func(sum string, size int64, modTime time.Time) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -56,7 +56,7 @@ func (s *Images) CollectGarbage(ctx context.Context, req *imageprocv1.CollectGar
 			return nil
 		}
 		s.log.InfoContext(ctx, "removing orphaned blob", "sha256", sum, "bytes", size, "modified", modTime)
-		return s.blobs.Remove(sum)
+		return s.blobs.Remove(ctx, sum)
 	})
 	if err != nil {
 		return nil, toStatus(ctx, s.log, "collect garbage", err)

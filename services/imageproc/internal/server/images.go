@@ -97,7 +97,7 @@ func (s *Images) receiveImage(ctx context.Context, what string, next func() ([]b
 		}
 	}
 	size := w.Size()
-	sum, err := w.Commit()
+	sum, err := w.Commit(ctx)
 	if err != nil {
 		return received{}, toStatus(ctx, s.log, what, err)
 	}
@@ -198,7 +198,7 @@ func (s *Images) Download(req *imageprocv1.DownloadRequest, stream grpc.ServerSt
 		}
 		info.ContentType, info.SizeBytes, info.Sha256 = v.ContentType, v.SizeBytes, v.SHA256
 	}
-	f, err := s.blobs.Open(info.Sha256)
+	f, err := s.blobs.Open(ctx, info.Sha256)
 	if err != nil {
 		return toStatus(ctx, s.log, "open blob", fmt.Errorf("blob of %s: %w", req.GetImageId(), err))
 	}
@@ -300,7 +300,7 @@ func (s *Images) renderInSlot(ctx context.Context, img store.Image, spec pipelin
 
 // render runs the pipeline on an image's original into a new blob.
 func (s *Images) render(ctx context.Context, img store.Image, spec pipeline.Spec) (store.Variant, error) {
-	src, err := s.blobs.Open(img.SHA256)
+	src, err := s.blobs.Open(ctx, img.SHA256)
 	if err != nil {
 		return store.Variant{}, err
 	}
@@ -332,7 +332,7 @@ func (s *Images) render(ctx context.Context, img store.Image, spec pipeline.Spec
 		return store.Variant{}, err
 	}
 	size := w.Size()
-	sum, err := w.Commit()
+	sum, err := w.Commit(ctx)
 	if err != nil {
 		return store.Variant{}, err
 	}

@@ -1,5 +1,5 @@
 // Package server implements imageproc.v1 over gRPC: the ImageService and
-// the QueueService, on top of a store.Store and a blob.Dir.
+// the QueueService, on top of a store.Store and a blob.Store.
 package server
 
 import (
@@ -34,12 +34,12 @@ const chunkSize = 64 << 10
 type deps struct {
 	log    *slog.Logger
 	store  store.Store
-	blobs  *blob.Dir
+	blobs  blob.Store
 	limits Limits
 }
 
 // Register adds both services to g.
-func Register(g *grpc.Server, log *slog.Logger, st store.Store, blobs *blob.Dir, limits Limits) {
+func Register(g *grpc.Server, log *slog.Logger, st store.Store, blobs blob.Store, limits Limits) {
 	if limits.Transforms <= 0 {
 		limits.Transforms = runtime.GOMAXPROCS(0)
 	}
@@ -55,7 +55,7 @@ func (d *deps) collect(ctx context.Context, sums ...string) {
 		if err != nil || used {
 			continue // when unsure, keep: an orphan costs disk, a lost blob costs a photo
 		}
-		if err := d.blobs.Remove(sum); err != nil {
+		if err := d.blobs.Remove(ctx, sum); err != nil {
 			d.log.WarnContext(ctx, "remove unreferenced blob", "sha256", sum, "err", err)
 		}
 	}

@@ -29,6 +29,18 @@ type Postgres struct {
 // OpenPostgres connects to url (a postgres:// URL or key=value DSN) and
 // checks the schema is current; run Migrate first.
 func OpenPostgres(ctx context.Context, url string, maxAttempts int) (*Postgres, error) {
+	pool, err := NewPool(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return &Postgres{pool: pool, maxAttempts: maxAttempts}, nil
+}
+
+// NewPool opens a connection pool to url as the store does. The blob store
+// in PostgreSQL (pgblob) gets a pool of its own: a few large uploads
+// committing at once then never hold every connection the metadata
+// queries and the readiness check need.
+func NewPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message may quote the URL, password included: say only what kind of problem it is.
@@ -45,7 +57,7 @@ func OpenPostgres(ctx context.Context, url string, maxAttempts int) (*Postgres, 
 	if err != nil {
 		return nil, fmt.Errorf("open postgres pool: %w", err)
 	}
-	return &Postgres{pool: pool, maxAttempts: maxAttempts}, nil
+	return pool, nil
 }
 
 // Migrate applies the embedded migrations not yet applied. It holds an
