@@ -357,6 +357,9 @@ pod_cidr() {
 labels() {
   local i
   kubectl label node minikube --overwrite node-role.kubernetes.io/control-plane= minikube.k8s.io/primary=true >/dev/null
+  for i in $(seq 2 "$NODES"); do
+    kubectl label node "$(node_name "$i")" --overwrite minikube.k8s.io/primary=false >/dev/null
+  done
   for i in $(seq "$NODES"); do
     kubectl label node "$(node_name "$i")" --overwrite topology.kubernetes.io/zone="$(node_zone "$i")" >/dev/null
   done

@@ -124,12 +124,22 @@ func freshNamespace(t *testing.T) {
 // answers.
 func deployOverlay(t *testing.T) string {
 	t.Helper()
-	kubectl(t, "apply", "-k", "overlay")
-	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
-	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
+	return deploy(t, "overlay", "/api/v1/info", "deployment/imageproc", "deployment/frontend")
+}
+
+// deploy applies the kustomization dir, waits for each workload
+// ("kind/name") to roll out and for the frontend to answer path, and
+// returns the frontend Service's URL.
+func deploy(t *testing.T, dir, path string, workloads ...string) string {
+	t.Helper()
+	kubectl(t, "apply", "-k", dir)
+	for _, w := range workloads {
+		kind, name, _ := strings.Cut(w, "/")
+		rollout(t, kind, name, "app.kubernetes.io/name="+name)
+	}
 	base := frontendURL(t)
-	eventually(t, "the frontend answering", time.Minute, func() error {
-		_, err := httpGet(base + "/api/v1/info")
+	eventually(t, "the frontend answering "+path, time.Minute, func() error {
+		_, err := httpGet(base + path)
 		return err
 	})
 	return base

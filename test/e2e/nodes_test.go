@@ -85,17 +85,8 @@ func cluster(t *testing.T, args ...string) {
 func deployMultinode(t *testing.T) string {
 	t.Helper()
 	freshNamespace(t)
-	kubectl(t, "apply", "-k", multinodeOverlay)
-	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
-	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
-	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
-	rollout(t, "daemonset", "node-canary", "app.kubernetes.io/name=node-canary")
-	base := frontendURL(t)
-	eventually(t, "the frontend answering", time.Minute, func() error {
-		_, err := httpGet(base + "/api/v1/images")
-		return err
-	})
-	return base
+	return deploy(t, multinodeOverlay, "/api/v1/images",
+		"statefulset/postgres", "deployment/imageproc", "deployment/frontend", "daemonset/node-canary")
 }
 
 // spreadEvenly waits until the deployment has one ready pod on each of
@@ -154,6 +145,12 @@ func TestSeveralNodes(t *testing.T) {
 			if d := kubectl(t, "-n", nsOf(t), "get", "ds", "node-canary", "-o", "jsonpath={.status.desiredNumberScheduled}"); d != "2" {
 				return fmt.Errorf("desiredNumberScheduled %s, want 2", d)
 			}
+			// The taint evicts every pod that does not tolerate it.
+			for _, app := range []string{"frontend", "imageproc"} {
+				if n := perNode(placement(t, nsOf(t), "app.kubernetes.io/name="+app))[node3]; n != 0 {
+					return fmt.Errorf("%d %s pods still on the tainted node", n, app)
+				}
+			}
 			return nil
 		})
 		kubectl(t, "taint", "node", node3, "kubelab.dev/e2e-")
@@ -163,21 +160,32 @@ func TestSeveralNodes(t *testing.T) {
 			}
 			return nil
 		})
-		// The taint evicted the frontend and imageproc pods there too, and
-		// their spread put the replacements on the two other nodes: no
-		// scheduler moves a running pod back, a new rollout does.
-		kubectl(t, "-n", nsOf(t), "rollout", "restart", "deployment/frontend", "deployment/imageproc")
-		spreadEvenly(t, "frontend", nodes)
-		spreadEvenly(t, "imageproc", nodes)
 	})
 
 	t.Run("scheduling rules", func(t *testing.T) { schedulingRules(t) })
 
 	t.Run("drain waits for the budget and loses nothing", func(t *testing.T) {
-		drainNode(t, base, nodes)
+		drainNode(t, base)
 	})
 
-	t.Run("a node dies", func(t *testing.T) { nodeDies(t, base) })
+	t.Run("a node dies", func(t *testing.T) {
+		// A worker that runs a frontend and an imageproc: after the drain
+		// the one that was not drained.
+		victim := ""
+		for _, n := range []string{node3, node2} {
+			f := perNode(placement(t, nsOf(t), "app.kubernetes.io/name=frontend"))[n]
+			i := perNode(placement(t, nsOf(t), "app.kubernetes.io/name=imageproc"))[n]
+			if f > 0 && i > 0 {
+				victim = n
+				break
+			}
+		}
+		if victim == "" {
+			t.Fatalf("no worker runs both a frontend and an imageproc: frontend %v, imageproc %v",
+				perNode(placement(t, nsOf(t), "app.kubernetes.io/name=frontend")), perNode(placement(t, nsOf(t), "app.kubernetes.io/name=imageproc")))
+		}
+		nodeDies(t, base, victim)
+	})
 }
 
 // schedulingRules places pods of the pause image by each kind of rule in
@@ -268,7 +276,7 @@ spec:
 // replicas spread two a node. imageproc's budget lets one be evicted at a
 // time (maxUnavailable 1), so the second eviction is refused until the
 // first one's replacement is ready elsewhere, and the drain waits.
-func drainNode(t *testing.T, base string, nodes []string) {
+func drainNode(t *testing.T, base string) {
 	kubectl(t, "-n", nsOf(t), "patch", "hpa", "imageproc", "--type=merge", "-p", `{"spec":{"minReplicas":6}}`)
 	eventually(t, "imageproc two a node", 3*time.Minute, func() error {
 		got := perNode(placement(t, nsOf(t), "app.kubernetes.io/name=imageproc"))
@@ -310,38 +318,36 @@ func drainNode(t *testing.T, base string, nodes []string) {
 	if u := kubectl(t, "get", "node", node2, "-o", "jsonpath={.spec.unschedulable}"); u == "true" {
 		t.Errorf("%s still unschedulable after uncordon", node2)
 	}
-	// Back to three, spread one a node again: nothing moves pods back to
-	// an uncordoned node by itself, a rollout does.
+	// Nothing moves pods back to an uncordoned node by itself; new pods
+	// may go there. Back to three imageprocs.
 	kubectl(t, "-n", nsOf(t), "patch", "hpa", "imageproc", "--type=merge", "-p", `{"spec":{"minReplicas":3}}`)
 	kubectl(t, "-n", nsOf(t), "scale", "deployment/imageproc", "--replicas=3")
-	kubectl(t, "-n", nsOf(t), "rollout", "restart", "deployment/frontend", "deployment/imageproc")
-	spreadEvenly(t, "frontend", nodes)
-	spreadEvenly(t, "imageproc", nodes)
+	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
 }
 
-// nodeDies stops node3 under load while a PostgreSQL StatefulSet of its
-// own runs there, and checks what the node controller does: NotReady
+// nodeDies stops the worker victim under load while a PostgreSQL
+// StatefulSet of its own runs there, and checks what the node controller does: NotReady
 // within its grace period, kubelab's pods replaced on the other nodes
 // once their 30 s toleration of the unreachable taint runs out, requests
 // failing only until the dead node's pods leave the Services; and the
 // StatefulSet's pod, marked for deletion, never started again elsewhere,
 // its volume bound to the dead node, until the node returns with its data.
-func nodeDies(t *testing.T, base string) {
-	pg := statefulOn(t, node3)
+func nodeDies(t *testing.T, base, victim string) {
+	pg := statefulOn(t, victim)
 	pgExec(t, pg, "CREATE TABLE survived (n int); INSERT INTO survived VALUES (42)")
 
 	const rate = 40
 	lg := startLoad(t, base, rate, 10*time.Minute, "--path", "/api/v1/info")
 	time.Sleep(5 * time.Second)
 	stopped := time.Now()
-	cluster(t, "node-stop", node3)
+	cluster(t, "node-stop", victim)
 	t.Cleanup(func() {
-		if out, err := exec.Command("../../test/cluster/cluster.sh", "node-start", node3).CombinedOutput(); err != nil {
-			t.Errorf("node-start %s: %v\n%s", node3, err, out)
+		if out, err := exec.Command("../../test/cluster/cluster.sh", "node-start", victim).CombinedOutput(); err != nil {
+			t.Errorf("node-start %s: %v\n%s", victim, err, out)
 		}
 	})
-	eventually(t, node3+" NotReady", 2*time.Minute, func() error {
-		if r := kubectl(t, "get", "node", node3, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); r == "True" {
+	eventually(t, victim+" NotReady", 2*time.Minute, func() error {
+		if r := kubectl(t, "get", "node", victim, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); r == "True" {
 			return fmt.Errorf("Ready %s", r)
 		}
 		return nil
@@ -353,7 +359,7 @@ func nodeDies(t *testing.T, base string) {
 	eventually(t, "the dead node's frontend out of the Service's ready endpoints", 30*time.Second, func() error {
 		out := kubectl(t, "-n", nsOf(t), "get", "endpointslices", "-l", "kubernetes.io/service-name=frontend", "-o",
 			`jsonpath={range .items[*].endpoints[*]}{.nodeName}={.conditions.ready} {end}`)
-		if strings.Contains(out, node3+"=true") {
+		if strings.Contains(out, victim+"=true") {
 			return fmt.Errorf("endpoints (node=ready): %s", out)
 		}
 		return nil
@@ -362,7 +368,7 @@ func nodeDies(t *testing.T, base string) {
 	for _, app := range []string{"frontend", "imageproc"} {
 		eventually(t, app+" replaced off the dead node", 3*time.Minute, func() error {
 			got := perNode(placement(t, nsOf(t), "app.kubernetes.io/name="+app))
-			if got[node3] != 0 || got[primaryNode]+got[node2] != 3 {
+			if total := got[primaryNode] + got[node2] + got[node3]; got[victim] != 0 || total != 3 {
 				return fmt.Errorf("%s pods per node (not being deleted) %v", app, got)
 			}
 			return nil
@@ -381,7 +387,7 @@ func nodeDies(t *testing.T, base string) {
 		}
 	}
 	t.Logf("%s stopped: NotReady after %v, pods replaced after %v; %d of %d requests failed, within %v; failed/sent by second after the stop: %v; why: %v",
-		node3, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, window, seconds, s.Failures)
+		victim, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, window, seconds, s.Failures)
 	// Requests fail while the dead node's pods are still in the Services:
 	// until the node controller marks them not ready, at the end of its
 	// 20 s grace period (test/cluster/README.md). Allow 15 s more for the
@@ -404,19 +410,19 @@ func nodeDies(t *testing.T, base string) {
 		return nil
 	})
 	time.Sleep(10 * time.Second)
-	if node := kubectl(t, "-n", pg, "get", "pod", "postgres-0", "-o", "jsonpath={.spec.nodeName}"); node != node3 {
-		t.Errorf("postgres-0 on %q while %s is dead, want it still on the dead node", node, node3)
+	if node := kubectl(t, "-n", pg, "get", "pod", "postgres-0", "-o", "jsonpath={.spec.nodeName}"); node != victim {
+		t.Errorf("postgres-0 on %q while %s is dead, want it still on the dead node", node, victim)
 	}
 	if pv := kubectl(t, "-n", pg, "get", "pvc", "data-postgres-0", "-o", "jsonpath={.spec.volumeName}"); pv != "" {
-		if aff := kubectl(t, "get", "pv", pv, "-o", "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}"); aff != node3 {
-			t.Errorf("the PV of data-postgres-0 is bound to node %q, want %s", aff, node3)
+		if aff := kubectl(t, "get", "pv", pv, "-o", "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}"); aff != victim {
+			t.Errorf("the PV of data-postgres-0 is bound to node %q, want %s", aff, victim)
 		}
 	}
 
-	cluster(t, "node-start", node3)
-	eventually(t, "postgres-0 running again on "+node3, 3*time.Minute, func() error {
+	cluster(t, "node-start", victim)
+	eventually(t, "postgres-0 running again on "+victim, 3*time.Minute, func() error {
 		out := kubectl(t, "-n", pg, "get", "pod", "postgres-0", "-o", `jsonpath={.spec.nodeName} {.metadata.deletionTimestamp} {.status.containerStatuses[0].ready}`)
-		if out != node3+"  true" {
+		if out != victim+"  true" {
 			return fmt.Errorf("postgres-0: node, deletion, ready = %q", out)
 		}
 		return nil
@@ -425,7 +431,7 @@ func nodeDies(t *testing.T, base string) {
 		out, err := exec.CommandContext(t.Context(), "kubectl", "-n", pg, "exec", "postgres-0", "--",
 			"psql", "-tAc", "SELECT n FROM survived").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "42" {
-			return fmt.Errorf("SELECT: %v: %s", err, out)
+			return fmt.Errorf("SELECT: %w: %s", err, out)
 		}
 		return nil
 	})
@@ -468,7 +474,7 @@ func pgExec(t *testing.T, namespace, sql string) {
 	eventually(t, "psql "+sql, time.Minute, func() error {
 		out, err := exec.CommandContext(t.Context(), "kubectl", "-n", namespace, "exec", "postgres-0", "--", "psql", "-v", "ON_ERROR_STOP=1", "-c", sql).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
+			return fmt.Errorf("%w: %s", err, out)
 		}
 		return nil
 	})

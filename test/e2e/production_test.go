@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,6 +29,29 @@ func TestProductionOverlayRuns(t *testing.T) {
 	rollout(t, "statefulset", "postgres", "app.kubernetes.io/name=postgres")
 	rollout(t, "deployment", "imageproc", "app.kubernetes.io/name=imageproc")
 	rollout(t, "deployment", "frontend", "app.kubernetes.io/name=frontend")
+
+	// Spread over the three zones: four frontends two, one, one; three
+	// imageprocs one each, which only blobs-in-postgres allows (a volume
+	// of one node would hold all three there).
+	zoneOf := map[string]string{}
+	for _, line := range strings.Split(kubectl(t, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.topology\.kubernetes\.io/zone}{"\n"}{end}`), "\n") {
+		if node, zone, ok := strings.Cut(line, "="); ok {
+			zoneOf[node] = zone
+		}
+	}
+	for app, want := range map[string][]int{"frontend": {1, 1, 2}, "imageproc": {1, 1, 1}} {
+		eventually(t, app+" spread over the zones", time.Minute, func() error {
+			perZone := map[string]int{}
+			for _, node := range placement(t, nsOf(t), "app.kubernetes.io/name="+app) {
+				perZone[zoneOf[node]]++
+			}
+			got := slices.Sorted(maps.Values(perZone))
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("%s pods per zone %v, want %v", app, perZone, want)
+			}
+			return nil
+		})
+	}
 
 	// A pod Pod Security refused would show as a FailedCreate event and a
 	// ReplicaSet short of its replicas; rollout status already waited for
