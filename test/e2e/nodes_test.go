@@ -378,25 +378,31 @@ func nodeDies(t *testing.T, base, victim string) {
 	replaced := time.Since(stopped)
 	time.Sleep(5 * time.Second)
 	s := lg.stop(t)
-	window := failureWindow(s)
+	// Requests fail until the node controller marks the node NotReady and
+	// its pods not ready, and the EndpointSlices drop them: 20 s on the
+	// test cluster (its grace period, test/cluster/README.md), 50 s on a
+	// default cluster. Allow 10 s more for timeouts to land. After that a
+	// few still fail, as a new connection now and then follows a stale
+	// conntrack entry to a dead pod (kube-proxy removes endpoints, not TCP
+	// connection tracking): a trickle, at most 5 %.
 	stoppedAt := stopped.Sub(lg.started).Seconds()
+	limit := notReady.Seconds() + 10
 	var seconds []string
+	after, afterFailed := 0, 0
 	for _, iv := range s.Intervals {
+		since := iv.At - stoppedAt
 		if iv.Failed > 0 {
-			seconds = append(seconds, fmt.Sprintf("%.0fs:%d/%d", iv.At-stoppedAt, iv.Failed, iv.Failed+iv.OK))
+			seconds = append(seconds, fmt.Sprintf("%.0fs:%d/%d", since, iv.Failed, iv.Failed+iv.OK))
+		}
+		if since >= limit {
+			after += iv.Failed + iv.OK
+			afterFailed += iv.Failed
 		}
 	}
-	t.Logf("%s stopped: NotReady after %v, pods replaced after %v; %d of %d requests failed, within %v; failed/sent by second after the stop: %v; why: %v",
-		victim, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, window, seconds, s.Failures)
-	// Requests fail while the dead node's pods are still in the Services:
-	// until the node controller marks them not ready, at the end of its
-	// 20 s grace period (test/cluster/README.md). Allow 15 s more for the
-	// controller's period, the EndpointSlices and kube-proxy.
-	if window > 35*time.Second {
-		t.Errorf("requests failed for %v after the node died, want at most 35 s", window)
-	}
-	if s.Failed >= s.Sent/2 {
-		t.Errorf("%d of %d requests failed: the live nodes should have answered most", s.Failed, s.Sent)
+	t.Logf("%s stopped: NotReady after %v, pods replaced after %v; %d of %d requests failed, %d of %d after the first %.0f s; failed/sent by second after the stop: %v; why: %v",
+		victim, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, afterFailed, after, limit, seconds, s.Failures)
+	if after == 0 || 20*afterFailed > after {
+		t.Errorf("after the first %.0f s (NotReady after %v, plus 10 s), %d of %d requests failed: want at most 5 %%", limit, notReady.Round(time.Second), afterFailed, after)
 	}
 
 	// The StatefulSet's pod: evicted (marked for deletion), but the
