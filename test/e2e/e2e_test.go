@@ -32,8 +32,8 @@ import (
 // namespace and Ingress host) take turns in theirs; and the two kinds run
 // side by side, on the first node: the others stay parked, as the course's
 // single node until lesson 21 adds them. A test of several nodes (drains,
-// a node's death, spread) runs alone with every node, then parks them
-// again.
+// a node's death, spread) runs first, alone with every node, then parks
+// them again; lesson 21 runs alone at the end of the lessons.
 const (
 	learnerNS = "kubelab"
 	suiteNS   = "kubelab-e2e"
@@ -59,22 +59,23 @@ func nsOf(t testing.TB) string {
 }
 
 // share runs t beside the other tests on the first node, after the tests
-// before it in namespace have finished.
+// before it in namespace have finished. The turn comes first: a test
+// waiting for its turn holds nothing another needs.
 func share(t *testing.T, namespace string) {
 	t.Parallel()
-	nodesInUse.RLock()
 	turns[namespace].Lock()
+	nodesInUse.RLock()
 	namespaceOf.Store(t.Name(), namespace)
 	t.Cleanup(func() {
-		turns[namespace].Unlock()
 		nodesInUse.RUnlock()
+		turns[namespace].Unlock()
 	})
 }
 
-// alone runs t with no other test beside it and every node unparked; it
-// parks them again after t's own cleanups.
+// alone runs t with every node unparked, and parks them again after t's
+// own cleanups. It is not parallel: Go runs such tests one by one before
+// it starts the parallel ones, so nothing else runs beside t.
 func alone(t *testing.T, namespace string) {
-	t.Parallel()
 	nodesInUse.Lock()
 	namespaceOf.Store(t.Name(), namespace)
 	t.Cleanup(func() {

@@ -425,20 +425,23 @@ func TestLessons(t *testing.T) {
 	// Lessons 1-20 run beside the suite's other tests, on the first node;
 	// one that adds nodes waits until it has the cluster to itself.
 	t.Parallel()
-	nodesInUse.RLock()
 	turns[learnerNS].Lock()
+	nodesInUse.RLock()
 	namespaceOf.Store(t.Name(), learnerNS)
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			turns[learnerNS].Unlock()
+	shared := true
+	// After every other cleanup: the namespace is removed before the next
+	// test's turn.
+	t.Cleanup(func() {
+		if shared {
 			nodesInUse.RUnlock()
 		}
-	}
-	t.Cleanup(release)
+		turns[learnerNS].Unlock()
+	})
 	alone := func(t *testing.T, l lesson) {
-		release()
+		if shared {
+			nodesInUse.RUnlock()
+			shared = false
+		}
 		nodesInUse.Lock()
 		defer nodesInUse.Unlock()
 		defer parkNodes(t, "node-park")

@@ -112,19 +112,30 @@ func TestMinikubeREADME(t *testing.T) {
 			for _, m := range regexp.MustCompile(`-t (kubelab/\S+)`).FindAllStringSubmatch(out, -1) {
 				want = append(want, "docker.io/"+m[1])
 			}
-			var have []string
-			// jsonpath prints each image's names as a JSON list.
-			names := strings.FieldsFunc(kubectl(t, "get", "nodes", "-o", "jsonpath={.items[*].status.images[*].names}"),
-				func(r rune) bool { return strings.ContainsRune(`[]", `, r) })
-			for _, name := range names {
-				if strings.HasPrefix(name, "docker.io/kubelab/") && !strings.Contains(name, "@") {
-					have = append(have, name)
-				}
-			}
 			slices.Sort(want)
-			slices.Sort(have)
-			if len(want) == 0 || !slices.Equal(slices.Compact(have), want) {
-				t.Fatalf("%s builds %q; the node has %q", line, want, have)
+			if len(want) == 0 {
+				t.Fatalf("%s builds nothing", line)
+			}
+			// Every node, as `minikube image build --all` builds on each. A
+			// kubelet lists its images in the node's status some seconds
+			// after they are imported.
+			for _, node := range nodeNames(t) {
+				eventually(t, "node "+node+" listing the images "+line+" builds", 2*time.Minute, func() error {
+					var have []string
+					// jsonpath prints each image's names as a JSON list.
+					names := strings.FieldsFunc(kubectl(t, "get", "node", node, "-o", "jsonpath={.status.images[*].names}"),
+						func(r rune) bool { return strings.ContainsRune(`[]", `, r) })
+					for _, name := range names {
+						if strings.HasPrefix(name, "docker.io/kubelab/") && !strings.Contains(name, "@") {
+							have = append(have, name)
+						}
+					}
+					slices.Sort(have)
+					if !slices.Equal(slices.Compact(have), want) {
+						return fmt.Errorf("%s builds %q; the node has %q", line, want, have)
+					}
+					return nil
+				})
 			}
 		}},
 		{"make deploy-minikube", func(t *testing.T, line string) {
