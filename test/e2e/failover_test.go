@@ -98,7 +98,7 @@ func failureWindow(s loadSummary) time.Duration {
 // replacement within seconds. With one replica, only what needs imageproc
 // fails, and only while no imageproc pod is ready.
 func TestImageprocPodsDeletedUnderLoad(t *testing.T) {
-	share(t, suiteNS)
+	solo(t, suiteNS)
 	base := deployOverlay(t)
 	imageprocPods := func() []string {
 		return strings.Fields(kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=imageproc",
