@@ -74,7 +74,7 @@ func perNode(pods map[string]string) map[string]int {
 // cluster runs the test cluster's script (node-stop, node-start, ...).
 func cluster(t *testing.T, args ...string) {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), "../../test/cluster/cluster.sh", args...).CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), "../../"+clusterScript, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("cluster.sh %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -342,7 +342,7 @@ func nodeDies(t *testing.T, base, victim string) {
 	stopped := time.Now()
 	cluster(t, "node-stop", victim)
 	t.Cleanup(func() {
-		if out, err := exec.Command("../../test/cluster/cluster.sh", "node-start", victim).CombinedOutput(); err != nil {
+		if out, err := exec.Command("../../"+clusterScript, "node-start", victim).CombinedOutput(); err != nil {
 			t.Errorf("node-start %s: %v\n%s", victim, err, out)
 		}
 	})
