@@ -225,7 +225,11 @@ e2e: ## end-to-end tests on the test cluster (after make cluster-up)
 	# that only read kubelab beside each other; most wait on the cluster,
 	# not on the CPU, and the tests take turns where they must
 	# (test/e2e/e2e_test.go). It counts the tests waiting for a turn too.
-	cd test/e2e && $(CLUSTER_ENV) go test -tags e2e -count=1 -timeout 45m -parallel 40 -v .
+	# The log is kept in out/e2e.log; on a failure, each failed test's last
+	# lines are printed again at the end, where CI's kept tail shows them.
+	@mkdir -p out
+	cd test/e2e && $(CLUSTER_ENV) go test -tags e2e -count=1 -timeout 45m -parallel 40 -v . 2>&1 \
+	  | tee $(CURDIR)/out/e2e.log || { awk -v keep=40 -f failures.awk $(CURDIR)/out/e2e.log; exit 1; }
 
 .PHONY: test
 test: ## everything that needs no cluster: vet, unit, contract (SQLite and PostgreSQL), process, browser and fuzz-seed tests

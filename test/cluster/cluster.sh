@@ -19,6 +19,7 @@
 #   cluster.sh node-add          remove that taint from the next parked node,
 #                                where a learner runs `minikube node add`
 #   cluster.sh node-unpark       remove it from every node
+#   cluster.sh node-exec NAME CMD...   run CMD in the node's network namespace
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.33.13}
@@ -459,10 +460,15 @@ postgres_image() {
 ADDONS=$CACHE/addons
 
 # scratch_image TAG DIR builds DIR (holding rootfs/ and a Containerfile
-# body) into a FROM-scratch image, offline: COPY only, no RUN.
+# body) into a FROM-scratch image, offline: COPY only, no RUN. The image
+# carries a hash of DIR's names and contents, and is built again when they
+# change: the tag names the upstream version, not how it was built.
 scratch_image() {
-  podman image exists "$1" && return 0
-  podman build -q --network=none -t "$1" -f "$2/Containerfile" "$2" >/dev/null
+  local sum
+  sum=$(cd "$2" && { find . \( -type f -o -type l \) -printf '%p %l\n' | sort
+                    find . -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
+  [[ $(podman image inspect -f '{{index .Labels "dev.kubelab.content"}}' "$1" 2>/dev/null) == "$sum" ]] && return 0
+  podman build -q --network=none --label "dev.kubelab.content=$sum" -t "$1" -f "$2/Containerfile" "$2" >/dev/null
 }
 
 # Versions of the add-ons, each built from the Go module proxy.
@@ -481,9 +487,15 @@ go_install() {
 }
 
 # build_traefik compiles Traefik in a throwaway module: its go.mod carries
-# replace directives, which `go install pkg@version` ignores.
+# replace directives, which `go install pkg@version` ignores. One more is
+# ours: Traefik's ACME client (lego) links about 150 DNS providers' cloud
+# SDKs, a third of Traefik's packages, for certificates no cluster here can
+# ask for (it reaches no ACME server). The build replaces lego with a copy
+# whose provider table is empty, so a DNS challenge here fails with
+# "unrecognized DNS provider"; everything else is Traefik's own code.
+traefik_bin=$ADDONS/bin/traefik-$TRAEFIK-without-dns-providers
 build_traefik() {
-  [[ -x $ADDONS/bin/traefik ]] && return 0
+  [[ -x $traefik_bin ]] && return 0
   local t=$SECONDS mod=$ADDONS/traefik-module
   rm -rf "$mod" && mkdir -p "$mod"
   cat >"$mod/go.mod" <<MOD
@@ -501,16 +513,52 @@ exclude github.com/tencentcloud/tencentcloud-sdk-go v3.0.83+incompatible
 MOD
   (cd "$mod" && export CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod &&
     go get github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' || true
-    go build -trimpath -ldflags "-s -w" -o "$ADDONS/bin/traefik" github.com/traefik/traefik/v3/cmd/traefik)
-  log "built traefik $TRAEFIK ($((SECONDS - t))s)"
+    cp -r "$(go list -m -f '{{.Dir}}' github.com/go-acme/lego/v4)" lego && chmod -R u+w lego
+    cat >lego/providers/dns/zz_gen_dns_providers.go <<'GO'
+// Package dns is lego's DNS provider table, emptied for kubelab's test
+// cluster (test/cluster/cluster.sh, build_traefik).
+package dns
+
+import (
+	"fmt"
+
+	"github.com/go-acme/lego/v4/challenge"
+)
+
+// NewDNSChallengeProviderByName knows no provider.
+func NewDNSChallengeProviderByName(name string) (challenge.Provider, error) {
+	return nil, fmt.Errorf("unrecognized DNS provider: %s (none is built into this Traefik)", name)
+}
+GO
+    go mod edit -replace github.com/go-acme/lego/v4=./lego
+    go build -trimpath -ldflags "-s -w" -o "$traefik_bin" github.com/traefik/traefik/v3/cmd/traefik)
+  log "built traefik $TRAEFIK without lego's DNS providers ($((SECONDS - t))s)"
 }
 
-# addon_image TAG BINARY ENTRYPOINT [USER] packages one static binary.
+# build_coredns compiles addons/coredns/main.go, CoreDNS with only the
+# plugins a cluster here may use, in a throwaway module at $COREDNS. The
+# binary's name carries a hash of main.go, so a changed plugin list builds
+# anew.
+coredns_bin=$ADDONS/bin/coredns-$COREDNS-$(sha256sum "$here/addons/coredns/main.go" | cut -c1-12)
+build_coredns() {
+  [[ -x $coredns_bin ]] && return 0
+  local t=$SECONDS mod=$ADDONS/coredns-module
+  rm -rf "$mod" && mkdir -p "$mod"
+  cp "$here/addons/coredns/main.go" "$mod/"
+  printf 'module kubelab/corednsbuild\n\ngo 1.26.0\n' >"$mod/go.mod"
+  (cd "$mod" && export CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod &&
+    go get github.com/coredns/coredns@$COREDNS 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' || true
+    go build -trimpath -ldflags "-s -w" -o "$coredns_bin" .)
+  log "built coredns $COREDNS with kubelab's plugin list ($((SECONDS - t))s)"
+}
+
+# addon_image TAG BINARY ENTRYPOINT [USER] packages one static binary as
+# ENTRYPOINT (a path in the image).
 addon_image() {
   local d=$ADDONS/images/${1//[:\/]/_}
   rm -rf "$d" && mkdir -p "$d/rootfs/tmp"
   chmod 1777 "$d/rootfs/tmp"
-  cp "$2" "$d/rootfs/"
+  cp "$2" "$d/rootfs$3"
   {
     printf 'FROM scratch\nCOPY rootfs/ /\n'
     [[ -n ${4:-} ]] && printf 'USER %s\n' "$4"
@@ -534,14 +582,14 @@ debug_image() {
 
 build_addons() {
   local t=$SECONDS
-  go_install github.com/coredns/coredns@$COREDNS
+  build_coredns
   go_install github.com/rancher/local-path-provisioner@$LOCAL_PATH
   go_install sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER
   build_traefik
   local d=$ADDONS/images
   rm -rf "$d" && mkdir -p "$d"/{coredns,local-path,busybox}/rootfs
   mkdir -p "$d/coredns/rootfs/etc/coredns" "$d/local-path/rootfs/usr/bin" "$d/busybox/rootfs/bin" "$d/busybox/rootfs/tmp"
-  cp "$ADDONS/bin/coredns" "$d/coredns/rootfs/coredns"
+  cp "$coredns_bin" "$d/coredns/rootfs/coredns"
   cp "$here/addons/Corefile" "$d/coredns/rootfs/etc/coredns/Corefile"
   printf 'FROM scratch\nCOPY rootfs/ /\nENTRYPOINT ["/coredns"]\nCMD ["-conf", "/etc/coredns/Corefile"]\n' >"$d/coredns/Containerfile"
   scratch_image localhost/coredns:$COREDNS "$d/coredns"
@@ -556,7 +604,7 @@ build_addons() {
   scratch_image localhost/busybox-helper:1.35 "$d/busybox"
   debug_image
   addon_image localhost/metrics-server:$METRICS_SERVER "$ADDONS/bin/metrics-server" /metrics-server 1000:1000
-  addon_image localhost/traefik:$TRAEFIK "$ADDONS/bin/traefik" /traefik 65532:65532
+  addon_image localhost/traefik:$TRAEFIK "$traefik_bin" /traefik 65532:65532
   log "add-ons ready ($((SECONDS - t))s)"
 }
 
@@ -724,5 +772,11 @@ case ${1:-} in
       wait_for "node $2 Ready" 120 kubectl wait --for=condition=Ready "node/$2" --timeout=2s
       log "node $2 is back"
     fi ;;
-  *) echo "usage: cluster.sh build|up|down|import IMAGE...|postgres-image TAG...|node-stop NODE|node-start NODE" >&2; exit 2 ;;
+  # node-exec NODE CMD... runs CMD in the node's network namespace: what
+  # that node's kube-proxy wrote (iptables-save, conntrack -L).
+  node-exec)
+    i=$(node_index "${2:?usage: cluster.sh node-exec NODE CMD...}")
+    shift 2
+    exec nsenter --net=/run/netns/"$(node_ns "$i")" "$@" ;;
+  *) echo "usage: cluster.sh build|up|down|import IMAGE...|postgres-image TAG...|node-stop NODE|node-start NODE|node-exec NODE CMD..." >&2; exit 2 ;;
 esac

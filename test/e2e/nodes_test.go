@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -72,12 +73,16 @@ func perNode(pods map[string]string) map[string]int {
 }
 
 // cluster runs the test cluster's script (node-stop, node-start, ...).
-func cluster(t *testing.T, args ...string) {
+func cluster(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), "../../"+clusterScript, args...).CombinedOutput()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(t.Context(), "../../"+clusterScript, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("cluster.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("cluster.sh %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.Bytes())
 	}
+	return string(out)
 }
 
 // deployMultinode applies the multinode overlay into a fresh namespace and
@@ -339,6 +344,21 @@ func nodeDies(t *testing.T, base, victim string) {
 	const rate = 40
 	lg := startLoad(t, base, rate, 10*time.Minute, "--path", "/api/v1/info")
 	time.Sleep(5 * time.Second)
+	deadPods := strings.Fields(kubectl(t, "-n", nsOf(t), "get", "pods", "-l", "app.kubernetes.io/name=frontend", "-o",
+		`jsonpath={range .items[?(@.spec.nodeName=="`+victim+`")]}{.status.podIP} {end}`))
+	if len(deadPods) == 0 {
+		t.Fatalf("no frontend pod on %s to lose", victim)
+	}
+	// toDeadPods counts the connections the primary node's conntrack has
+	// DNATed to the dead node's frontends: the host reaches ClusterIPs
+	// through that node's kube-proxy rules.
+	toDeadPods := func() int {
+		n := 0
+		for _, ip := range deadPods {
+			n += strings.Count(cluster(t, "node-exec", primaryNode, "conntrack", "-L", "-p", "tcp", "--reply-src", ip), "\n")
+		}
+		return n
+	}
 	stopped := time.Now()
 	cluster(t, "node-stop", victim)
 	t.Cleanup(func() {
@@ -365,6 +385,8 @@ func nodeDies(t *testing.T, base, victim string) {
 		return nil
 	})
 	t.Logf("the dead node's frontend left the Service %v after the stop", time.Since(stopped).Round(time.Second))
+	time.Sleep(3 * time.Second) // kube-proxy's next sync
+	connsBefore := toDeadPods()
 	for _, app := range []string{"frontend", "imageproc"} {
 		eventually(t, app+" replaced off the dead node", 3*time.Minute, func() error {
 			got := perNode(placement(t, nsOf(t), "app.kubernetes.io/name="+app))
@@ -378,15 +400,28 @@ func nodeDies(t *testing.T, base, victim string) {
 	replaced := time.Since(stopped)
 	time.Sleep(5 * time.Second)
 	s := lg.stop(t)
+	connsAfter := toDeadPods()
 	// Requests fail until the node controller marks the node NotReady and
 	// its pods not ready, and the EndpointSlices drop them: 20 s on the
 	// test cluster (its grace period, test/cluster/README.md), 50 s on a
-	// default cluster. Measured here: most of the dead node's share of
-	// requests fail until then, then some in bursts, around the eviction
-	// and the replacements too (not yet explained: the Services no longer
-	// list the dead pods by then): 2-5 % of the requests after NotReady
-	// plus 25 s in four runs. So the window is NotReady plus 25 s, and
-	// after it at most 10 % may fail: a bound, not a target.
+	// default cluster. From then on kube-proxy sends no new connection to
+	// the dead pods: the count of connections conntrack mapped to them
+	// must not grow. Some requests still fail, in bursts, for up to two
+	// minutes: loadgen opens a connection for every request, the host
+	// reuses source ports, and a new connection from a port whose earlier
+	// attempt went to a dead pod matches that attempt's conntrack entry
+	// (unanswered, it lives 120 s) and follows it to the dead pod. The
+	// missing conntrack NEW events of exactly those connections showed
+	// it. Measured: 1-5 % of the requests after NotReady plus 25 s, single
+	// seconds up to 20 %. A client that keeps its connections (a browser,
+	// an Ingress controller) opens few new ones and meets it rarely. So
+	// after NotReady plus 25 s at most 25 % may fail: that bound catches
+	// dead pods left in the rotation (two thirds would fail), the
+	// conntrack count the rest.
+	if connsAfter > connsBefore {
+		t.Errorf("conntrack on %s: %d connections to the dead frontends %v once they left the Service, %d at the end: kube-proxy still sent new ones there",
+			primaryNode, connsBefore, deadPods, connsAfter)
+	}
 	stoppedAt := stopped.Sub(lg.started).Seconds()
 	limit := notReady.Seconds() + 25
 	var seconds []string
@@ -401,10 +436,10 @@ func nodeDies(t *testing.T, base, victim string) {
 			afterFailed += iv.Failed
 		}
 	}
-	t.Logf("%s stopped: NotReady after %v, pods replaced after %v; %d of %d requests failed, %d of %d after the first %.0f s; failed/sent by second after the stop: %v; why: %v",
-		victim, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, afterFailed, after, limit, seconds, s.Failures)
-	if after == 0 || 10*afterFailed > after {
-		t.Errorf("after the first %.0f s (NotReady after %v, plus 25 s), %d of %d requests failed: want at most 10 %%", limit, notReady.Round(time.Second), afterFailed, after)
+	t.Logf("%s stopped: NotReady after %v, pods replaced after %v; %d of %d requests failed, %d of %d after the first %.0f s; failed/sent by second after the stop: %v; why: %v; conntrack entries to the dead frontends: %d when they left the Service, %d at the end",
+		victim, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, afterFailed, after, limit, seconds, s.Failures, connsBefore, connsAfter)
+	if after == 0 || 4*afterFailed > after {
+		t.Errorf("after the first %.0f s (NotReady after %v, plus 25 s), %d of %d requests failed: want at most 25 %%", limit, notReady.Round(time.Second), afterFailed, after)
 	}
 
 	// The StatefulSet's pod: evicted (marked for deletion), but the
