@@ -85,6 +85,21 @@ func cluster(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// connOrigin is where a connection in a line of `conntrack -L` came from:
+// its original direction's first "src=" and "sport=".
+func connOrigin(line string) string {
+	var src, sport string
+	for _, f := range strings.Fields(line) {
+		switch {
+		case src == "" && strings.HasPrefix(f, "src="):
+			src = f
+		case sport == "" && strings.HasPrefix(f, "sport="):
+			sport = f
+		}
+	}
+	return src + " " + sport
+}
+
 // deployMultinode applies the multinode overlay into a fresh namespace and
 // waits until everything in it runs, the node canary on every node.
 func deployMultinode(t *testing.T) string {
@@ -349,15 +364,18 @@ func nodeDies(t *testing.T, base, victim string) {
 	if len(deadPods) == 0 {
 		t.Fatalf("no frontend pod on %s to lose", victim)
 	}
-	// toDeadPods counts the connections the primary node's conntrack has
-	// DNATed to the dead node's frontends: the host reaches ClusterIPs
-	// through that node's kube-proxy rules.
-	toDeadPods := func() int {
-		n := 0
+	// toDeadPods lists the connections the primary node's conntrack has
+	// DNATed to the dead node's frontends (the host reaches ClusterIPs
+	// through that node's kube-proxy rules), each by its original source:
+	// a new connection there shows as a source not listed before.
+	toDeadPods := func() map[string]bool {
+		conns := map[string]bool{}
 		for _, ip := range deadPods {
-			n += strings.Count(cluster(t, "node-exec", primaryNode, "conntrack", "-L", "-p", "tcp", "--reply-src", ip), "\n")
+			for line := range strings.Lines(cluster(t, "node-exec", primaryNode, "conntrack", "-L", "-p", "tcp", "--reply-src", ip)) {
+				conns[connOrigin(line)] = true
+			}
 		}
-		return n
+		return conns
 	}
 	stopped := time.Now()
 	cluster(t, "node-stop", victim)
@@ -405,8 +423,8 @@ func nodeDies(t *testing.T, base, victim string) {
 	// its pods not ready, and the EndpointSlices drop them: 20 s on the
 	// test cluster (its grace period, test/cluster/README.md), 50 s on a
 	// default cluster. From then on kube-proxy sends no new connection to
-	// the dead pods: the count of connections conntrack mapped to them
-	// must not grow. Some requests still fail, in bursts, for up to two
+	// the dead pods: conntrack must list no connection to them that it did
+	// not list when they left. Some requests still fail, in bursts, for up to two
 	// minutes: loadgen opens a connection for every request, the host
 	// reuses source ports, and a new connection from a port whose earlier
 	// attempt went to a dead pod matches that attempt's conntrack entry
@@ -418,9 +436,15 @@ func nodeDies(t *testing.T, base, victim string) {
 	// after NotReady plus 25 s at most 25 % may fail: that bound catches
 	// dead pods left in the rotation (two thirds would fail), the
 	// conntrack count the rest.
-	if connsAfter > connsBefore {
-		t.Errorf("conntrack on %s: %d connections to the dead frontends %v once they left the Service, %d at the end: kube-proxy still sent new ones there",
-			primaryNode, connsBefore, deadPods, connsAfter)
+	var newConns []string
+	for c := range connsAfter {
+		if !connsBefore[c] {
+			newConns = append(newConns, c)
+		}
+	}
+	if len(newConns) > 0 {
+		t.Errorf("conntrack on %s: %d new connections to the dead frontends %v after they left the Service (kube-proxy still sent some there): %v",
+			primaryNode, len(newConns), deadPods, newConns)
 	}
 	stoppedAt := stopped.Sub(lg.started).Seconds()
 	limit := notReady.Seconds() + 25
@@ -436,8 +460,8 @@ func nodeDies(t *testing.T, base, victim string) {
 			afterFailed += iv.Failed
 		}
 	}
-	t.Logf("%s stopped: NotReady after %v, pods replaced after %v; %d of %d requests failed, %d of %d after the first %.0f s; failed/sent by second after the stop: %v; why: %v; conntrack entries to the dead frontends: %d when they left the Service, %d at the end",
-		victim, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, afterFailed, after, limit, seconds, s.Failures, connsBefore, connsAfter)
+	t.Logf("%s stopped: NotReady after %v, pods replaced after %v; %d of %d requests failed, %d of %d after the first %.0f s; failed/sent by second after the stop: %v; why: %v; conntrack entries to the dead frontends: %d when they left the Service, %d at the end, %d of them new",
+		victim, notReady.Round(time.Second), replaced.Round(time.Second), s.Failed, s.Sent, afterFailed, after, limit, seconds, s.Failures, len(connsBefore), len(connsAfter), len(newConns))
 	if after == 0 || 4*afterFailed > after {
 		t.Errorf("after the first %.0f s (NotReady after %v, plus 25 s), %d of %d requests failed: want at most 25 %%", limit, notReady.Round(time.Second), afterFailed, after)
 	}

@@ -2,6 +2,7 @@ package work_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -93,5 +94,55 @@ func TestTaskStopsWhenItsLeaseRunsOut(t *testing.T) {
 	b, err := queue.GetBatch(t.Context(), &imageprocv1.GetBatchRequest{Id: batch.GetBatch().GetId()})
 	if err != nil || b.GetBatch().GetFailed() != 1 {
 		t.Fatalf("batch %v, %v; want the task failed by its expired lease", b, err)
+	}
+}
+
+// A stop that arrives while a claim is on the wire must not strand what
+// the claim leased: imageproc has committed it, and if the worker dropped
+// the answer, those tasks would wait out their lease (a minute here) before
+// another pod could take them. The real imageproc; between them, a client
+// that stops the worker after imageproc answered the claim and, as gRPC
+// does, fails the call if the caller's context ended before the answer
+// was read.
+func TestStopDuringClaimReleasesWhatItClaimed(t *testing.T) {
+	srv := imageproctest.Start(t, "imageproc", "", "LOG_LEVEL=warn")
+	images, queue := srv.Clients(t)
+	img, err := imageproctest.Upload(t.Context(), images, "p.jpg", pipelinetest.JPEG(320, 240, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := queue.SubmitBatch(t.Context(), &imageprocv1.SubmitBatchRequest{ImageIds: []string{img.GetId()}, Operations: thumbOps})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(func(callCtx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if method != imageprocv1.QueueService_ClaimTasks_FullMethodName {
+				return invoker(callCtx, method, req, reply, cc, opts...)
+			}
+			err := invoker(context.WithoutCancel(callCtx), method, req, reply, cc, opts...)
+			stop() // SIGTERM, just as imageproc's answer is on its way
+			if callCtx.Err() != nil {
+				return status.FromContextError(callCtx.Err()).Err()
+			}
+			return err
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	w := work.New(work.Config{Name: "w", Concurrency: 1, Batch: 1, Lease: time.Minute, MaxPixels: 50e6,
+		Wait: 10 * time.Second, Finish: time.Second, Poll: 50 * time.Millisecond},
+		imageprocv1.NewImageServiceClient(conn), imageprocv1.NewQueueServiceClient(conn), slog.New(slog.DiscardHandler), nil)
+	if err := w.Run(ctx); !errors.Is(err, work.ErrStopped) {
+		t.Fatalf("run: %v, want ErrStopped", err)
+	}
+	b, err := queue.GetBatch(t.Context(), &imageprocv1.GetBatchRequest{Id: batch.GetBatch().GetId()})
+	if err != nil || b.GetBatch().GetLeased() != 0 || b.GetBatch().GetPending() != 1 {
+		t.Fatalf("batch after the stop: %v, %v; want its task pending again, not leased for a minute", b, err)
 	}
 }

@@ -217,7 +217,11 @@ func (w *Worker) claim(ctx context.Context, n int) (*imageprocv1.ClaimTasksRespo
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		sent := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// A stop does not cancel a claim on the wire: imageproc may have
+		// leased the tasks already, and an answer dropped would leave them
+		// leased until the lease runs out. The claim is awaited (it takes
+		// milliseconds) and what it leased is given back below.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		resp, err := w.queue.ClaimTasks(cctx, req)
 		cancel()
 		if ctx.Err() != nil {
