@@ -19,6 +19,22 @@ import (
 	"github.com/kubelab/kubelab/services/worker/internal/work"
 )
 
+// oneTaskBatch uploads a photo to srv and queues a batch of one thumbnail
+// task for it; it returns the queue's client and the batch's ID.
+func oneTaskBatch(t *testing.T, srv *imageproctest.Server) (imageprocv1.QueueServiceClient, string) {
+	t.Helper()
+	images, queue := srv.Clients(t)
+	img, err := imageproctest.Upload(t.Context(), images, "p.jpg", pipelinetest.JPEG(320, 240, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := queue.SubmitBatch(t.Context(), &imageprocv1.SubmitBatchRequest{ImageIds: []string{img.GetId()}, Operations: thumbOps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return queue, batch.GetBatch().GetId()
+}
+
 // A worker whose lease renewals stop getting through must stop its task
 // once the lease has run out, as when imageproc says the lease is lost: by
 // then another worker may have claimed the task. It uploads nothing and
@@ -29,15 +45,7 @@ func TestTaskStopsWhenItsLeaseRunsOut(t *testing.T) {
 	// MAX_ATTEMPTS=1: once the lease has expired the task is failed, and
 	// the worker finds nothing more to do.
 	srv := imageproctest.Start(t, "imageproc", "", "MAX_ATTEMPTS=1", "LOG_LEVEL=warn")
-	images, queue := srv.Clients(t)
-	img, err := imageproctest.Upload(t.Context(), images, "p.jpg", pipelinetest.JPEG(320, 240, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := queue.SubmitBatch(t.Context(), &imageprocv1.SubmitBatchRequest{ImageIds: []string{img.GetId()}, Operations: thumbOps})
-	if err != nil {
-		t.Fatal(err)
-	}
+	queue, batch := oneTaskBatch(t, srv)
 
 	var uploads, completions atomic.Int32
 	download := make(chan string, 1)
@@ -91,7 +99,7 @@ func TestTaskStopsWhenItsLeaseRunsOut(t *testing.T) {
 	if s := w.Stats(); s.Lost != 1 || s.Done != 0 {
 		t.Fatalf("stats %+v, want the task lost", s)
 	}
-	b, err := queue.GetBatch(t.Context(), &imageprocv1.GetBatchRequest{Id: batch.GetBatch().GetId()})
+	b, err := queue.GetBatch(t.Context(), &imageprocv1.GetBatchRequest{Id: batch})
 	if err != nil || b.GetBatch().GetFailed() != 1 {
 		t.Fatalf("batch %v, %v; want the task failed by its expired lease", b, err)
 	}
@@ -106,15 +114,7 @@ func TestTaskStopsWhenItsLeaseRunsOut(t *testing.T) {
 // was read.
 func TestStopDuringClaimReleasesWhatItClaimed(t *testing.T) {
 	srv := imageproctest.Start(t, "imageproc", "", "LOG_LEVEL=warn")
-	images, queue := srv.Clients(t)
-	img, err := imageproctest.Upload(t.Context(), images, "p.jpg", pipelinetest.JPEG(320, 240, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := queue.SubmitBatch(t.Context(), &imageprocv1.SubmitBatchRequest{ImageIds: []string{img.GetId()}, Operations: thumbOps})
-	if err != nil {
-		t.Fatal(err)
-	}
+	queue, batch := oneTaskBatch(t, srv)
 
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
@@ -141,7 +141,7 @@ func TestStopDuringClaimReleasesWhatItClaimed(t *testing.T) {
 	if err := w.Run(ctx); !errors.Is(err, work.ErrStopped) {
 		t.Fatalf("run: %v, want ErrStopped", err)
 	}
-	b, err := queue.GetBatch(t.Context(), &imageprocv1.GetBatchRequest{Id: batch.GetBatch().GetId()})
+	b, err := queue.GetBatch(t.Context(), &imageprocv1.GetBatchRequest{Id: batch})
 	if err != nil || b.GetBatch().GetLeased() != 0 || b.GetBatch().GetPending() != 1 {
 		t.Fatalf("batch after the stop: %v, %v; want its task pending again, not leased for a minute", b, err)
 	}
