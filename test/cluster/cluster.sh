@@ -486,6 +486,12 @@ go_install() {
   log "built $1 ($((SECONDS - t))s)"
 }
 
+# go_get PKG@VERSION adds PKG to the throwaway module in the current
+# directory, showing only what is not routine.
+go_get() {
+  go get "$1" 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' || true
+}
+
 # build_traefik compiles Traefik in a throwaway module: its go.mod carries
 # replace directives, which `go install pkg@version` ignores. One more is
 # ours: Traefik's ACME client (lego) links about 150 DNS providers' cloud
@@ -512,7 +518,7 @@ replace (
 exclude github.com/tencentcloud/tencentcloud-sdk-go v3.0.83+incompatible
 MOD
   (cd "$mod" && export CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod &&
-    go get github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' || true
+    go_get github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK
     cp -r "$(go list -m -f '{{.Dir}}' github.com/go-acme/lego/v4)" lego && chmod -R u+w lego
     cat >lego/providers/dns/zz_gen_dns_providers.go <<'GO'
 // Package dns is lego's DNS provider table, emptied for kubelab's test
@@ -547,7 +553,7 @@ build_coredns() {
   cp "$here/addons/coredns/main.go" "$mod/"
   printf 'module kubelab/corednsbuild\n\ngo 1.26.0\n' >"$mod/go.mod"
   (cd "$mod" && export CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod &&
-    go get github.com/coredns/coredns@$COREDNS 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' || true
+    go_get github.com/coredns/coredns@$COREDNS
     go build -trimpath -ldflags "-s -w" -o "$coredns_bin" .)
   log "built coredns $COREDNS with kubelab's plugin list ($((SECONDS - t))s)"
 }
