@@ -127,7 +127,7 @@ KC
 
 build() {
   local t=$SECONDS
-  "$here/build-kubernetes.sh" "$CACHE"
+  METRICS_SERVER=$METRICS_SERVER LOCAL_PATH=$LOCAL_PATH "$here/build-kubernetes.sh" "$CACHE"
   # The pause image: a static Go program, no registry.
   if ! podman image exists localhost/pause:3.10; then
     local d; d=$(mktemp -d)
@@ -471,20 +471,12 @@ scratch_image() {
   podman build -q --network=none --label "dev.kubelab.content=$sum" -t "$1" -f "$2/Containerfile" "$2" >/dev/null
 }
 
-# Versions of the add-ons, each built from the Go module proxy.
+# Versions of the add-ons, each built from the Go module proxy
+# (metrics-server and local-path-provisioner by build-kubernetes.sh).
 COREDNS=v1.15.0
 LOCAL_PATH=v0.0.30
 METRICS_SERVER=v0.8.0
 TRAEFIK=v3.6.12
-
-# go_install MODULE@VERSION installs a command into $ADDONS/bin, once.
-go_install() {
-  local name=${1%@*}; name=${name##*/}
-  [[ -x $ADDONS/bin/$name ]] && return 0
-  local t=$SECONDS
-  GOBIN="$ADDONS/bin" CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "$1"
-  log "built $1 ($((SECONDS - t))s)"
-}
 
 # go_get PKG@VERSION adds PKG to the throwaway module in the current
 # directory, showing only what is not routine.
@@ -586,11 +578,11 @@ debug_image() {
   scratch_image $DEBUG_IMAGE "$d"
 }
 
+# build_addons makes the add-ons' images, compiling CoreDNS and Traefik first
+# where they are not built yet.
 build_addons() {
   local t=$SECONDS
   build_coredns
-  go_install github.com/rancher/local-path-provisioner@$LOCAL_PATH
-  go_install sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER
   build_traefik
   local d=$ADDONS/images
   rm -rf "$d" && mkdir -p "$d"/{coredns,local-path,busybox}/rootfs
@@ -599,7 +591,7 @@ build_addons() {
   cp "$here/addons/Corefile" "$d/coredns/rootfs/etc/coredns/Corefile"
   printf 'FROM scratch\nCOPY rootfs/ /\nENTRYPOINT ["/coredns"]\nCMD ["-conf", "/etc/coredns/Corefile"]\n' >"$d/coredns/Containerfile"
   scratch_image localhost/coredns:$COREDNS "$d/coredns"
-  cp "$ADDONS/bin/local-path-provisioner" "$d/local-path/rootfs/usr/bin/"
+  cp "$ADDONS/bin/local-path-provisioner-$LOCAL_PATH" "$d/local-path/rootfs/usr/bin/local-path-provisioner"
   printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin:/bin\n' >"$d/local-path/Containerfile"
   scratch_image localhost/local-path-provisioner:$LOCAL_PATH "$d/local-path"
   # The provisioner's helper pods run sh, mkdir and rm: busybox-static.
@@ -609,7 +601,7 @@ build_addons() {
   printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\n' >"$d/busybox/Containerfile"
   scratch_image localhost/busybox-helper:1.35 "$d/busybox"
   debug_image
-  addon_image localhost/metrics-server:$METRICS_SERVER "$ADDONS/bin/metrics-server" /metrics-server 1000:1000
+  addon_image localhost/metrics-server:$METRICS_SERVER "$ADDONS/bin/metrics-server-$METRICS_SERVER" /metrics-server 1000:1000
   addon_image localhost/traefik:$TRAEFIK "$traefik_bin" /traefik 65532:65532
   log "add-ons ready ($((SECONDS - t))s)"
 }
@@ -745,7 +737,10 @@ down() {
 case ${1:-} in
   # Kubernetes and the add-ons build side by side: much of a cold build is
   # module downloads, which overlap with the other's compiling.
-  build) require; build & k8s=$!; build_addons; wait $k8s ;;
+  # metrics-server and local-path-provisioner are compiled after
+  # Kubernetes, in its module (build-kubernetes.sh); CoreDNS and Traefik
+  # beside it.
+  build) require; build & k8s=$!; build_coredns; build_traefik; wait $k8s; build_addons ;;
   up) up ;;
   down) down ;;
   import) shift; import "$@" ;;
