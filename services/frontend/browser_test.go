@@ -139,6 +139,35 @@ func TestBrowserUploadBrowseTransform(t *testing.T) {
 	}
 	waitBrowser(t, ctx, "the variant to load", loaded("#variants li.made img"))
 	screenshot(t, ctx, "detail.png")
+
+	// The header's switch brings the same page back in Japanese, and the
+	// choice sticks on the next page, whatever the browser asks for.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#lang-switch button[value="ja"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#lang-switch button[value="ja"][aria-current]`)),
+	)
+	if err != nil {
+		t.Fatalf("switch to Japanese: %v", err)
+	}
+	if lang := run(t, ctx, "page language", chromedp.Evaluate[string](`document.documentElement.lang`)); lang != "ja" {
+		t.Fatalf("after the switch the page's language is %q", lang)
+	}
+	if h2 := run(t, ctx, "variants heading", chromedp.Text(chromedp.CSS("main h2"))); h2 != "バリアント" {
+		t.Errorf("variants heading in Japanese %q", h2)
+	}
+	if n := run(t, ctx, "the variant just made", chromedp.Evaluate[int](`document.querySelectorAll("#variants li.made").length`)); n != 1 {
+		t.Errorf("the switch came back to another page: %d variants marked as just made", n)
+	}
+	err = chromedp.Do(ctx, chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(chromedp.CSS("#gallery img")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nav := run(t, ctx, "header", chromedp.Text(chromedp.CSS("header.top nav")))
+	panelTitle := run(t, ctx, "panel title", chromedp.Text(chromedp.CSS("#cluster-panel h2")))
+	if !strings.Contains(nav, "ギャラリー") || !strings.Contains(nav, "デモ操作") || panelTitle != "この応答を返したのは" {
+		t.Errorf("the next page is not in Japanese: header %q, panel %q", nav, panelTitle)
+	}
+	screenshot(t, ctx, "gallery-ja.png")
 }
 
 // waitBrowser polls a browser condition for up to 10 seconds.

@@ -61,20 +61,31 @@ func Off() Change {
 	return Change{Unready: new(false), ErrorRate: new(0.0), Latency: new(time.Duration(0))}
 }
 
+// RangeError is a value outside what a control accepts, named by its JSON
+// field; the frontend's pages say it in the reader's language.
+type RangeError struct {
+	Field           string
+	Value, Min, Max string
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("%s %s: want %s to %s", e.Field, e.Value, e.Min, e.Max)
+}
+
 // check names the first bad value of ch, by its JSON field name.
 func (ch Change) check() error {
 	if r := ch.ErrorRate; r != nil && (*r < 0 || *r > 1 || math.IsNaN(*r)) {
-		return fmt.Errorf("error_rate %v: want a fraction from 0 to 1", *r)
+		return &RangeError{Field: "error_rate", Value: fmt.Sprint(*r), Min: "0", Max: "1"}
 	}
 	if l := ch.Latency; l != nil && (*l < 0 || *l > MaxLatency) {
-		return fmt.Errorf("latency %v: want 0 to %v", *l, MaxLatency)
+		return &RangeError{Field: "latency", Value: l.String(), Min: "0", Max: MaxLatency.String()}
 	}
 	if d := ch.UnreadyFor; d != nil {
 		if ch.Unready == nil || !*ch.Unready {
 			return errors.New("unready_for says how long forced unreadiness lasts: send it with \"unready\": true")
 		}
 		if *d < MinUnreadyFor || *d > MaxUnreadyFor {
-			return fmt.Errorf("unready_for %v: want %v to %v", *d, MinUnreadyFor, MaxUnreadyFor)
+			return &RangeError{Field: "unready_for", Value: d.String(), Min: MinUnreadyFor.String(), Max: MaxUnreadyFor.String()}
 		}
 	}
 	return nil

@@ -66,7 +66,7 @@ func readProto(w http.ResponseWriter, r *http.Request, m proto.Message) error {
 		body = []byte("{}")
 	}
 	if err := unmarshal.Unmarshal(body, m); err != nil {
-		return badRequest("invalid JSON body: " + err.Error())
+		return badRequest("error.invalid-json", "Err", err.Error())
 	}
 	return nil
 }
@@ -77,7 +77,7 @@ func (s *Server) apiList(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			s.fail(w, r, badRequest("page_size must be a positive number"))
+			s.fail(w, r, badRequest("error.page-size"))
 			return
 		}
 		// A larger page is served LIMIT_MAX_PAGE_SIZE photos and a
@@ -143,7 +143,7 @@ func (s *Server) apiTransform(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.ImageId != "" && req.ImageId != r.PathValue("id") {
-		s.fail(w, r, badRequest("image_id in the body differs from the one in the path"))
+		s.fail(w, r, badRequest("error.image-id-mismatch"))
 		return
 	}
 	req.ImageId = r.PathValue("id")
@@ -301,13 +301,12 @@ type DemoRequest struct {
 
 func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 	if !s.Auth.Enabled() {
-		s.fail(w, r, &Error{Status: http.StatusForbidden, Title: "demo controls disabled",
-			Detail: "no admin token is configured (the frontend Secret's admin-token key)"})
+		s.fail(w, r, problemOf(http.StatusForbidden, "demo-disabled", "error.demo-disabled"))
 		return false
 	}
 	if !s.Auth.Allowed(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kubelab"`)
-		s.fail(w, r, &Error{Status: http.StatusUnauthorized, Title: "unauthorized", Detail: "send the admin token as a Bearer credential"})
+		s.fail(w, r, problemOf(http.StatusUnauthorized, "unauthorized", "error.bearer"))
 		return false
 	}
 	return true
@@ -332,22 +331,22 @@ func (s *Server) apiSetDemo(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, formLimit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		s.fail(w, r, badRequest("invalid JSON body: "+err.Error()))
+		s.fail(w, r, badRequest("error.invalid-json", "Err", err.Error()))
 		return
 	}
 	ch := demo.Change{Unready: req.Unready, ErrorRate: req.ErrorRate}
 	var err error
 	if ch.UnreadyFor, err = parseDuration("unready_for", req.UnreadyFor, "90s"); err != nil {
-		s.fail(w, r, badRequest(err.Error()))
+		s.fail(w, r, err)
 		return
 	}
 	if ch.Latency, err = parseDuration("latency", req.Latency, "250ms"); err != nil {
-		s.fail(w, r, badRequest(err.Error()))
+		s.fail(w, r, err)
 		return
 	}
 	st, err := s.setDemo(r, ch)
 	if err != nil {
-		s.fail(w, r, badRequest(err.Error()))
+		s.fail(w, r, demoProblem(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, demoJSON(st))
@@ -360,7 +359,7 @@ func parseDuration(field string, v *string, example string) (*time.Duration, err
 	}
 	d, err := time.ParseDuration(*v)
 	if err != nil {
-		return nil, fmt.Errorf("%s %q: want a duration such as %s", field, *v, example)
+		return nil, badRequest("error.want-duration", "Field", field, "Value", *v, "Example", example)
 	}
 	return &d, nil
 }

@@ -9,21 +9,52 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/kubelab/kubelab/services/frontend/internal/locale"
 )
 
-// Error is a failure with what the caller should see: an HTTP status, a
-// short title and a detail that is safe to show.
+// Error is a failure with what the caller should see: an HTTP status, the
+// kind of problem (Type, whose title the catalogue holds in every
+// language) and what happened, as a catalogue message (Msg, Args) or,
+// for imageproc's own words, as Detail.
 type Error struct {
 	Status int
-	Title  string
+	Type   string
+	Msg    string
+	Args   []any
 	Detail string
 }
 
-func (e *Error) Error() string { return e.Title + ": " + e.Detail }
-
-func badRequest(detail string) *Error {
-	return &Error{Status: http.StatusBadRequest, Title: "bad request", Detail: detail}
+func (e *Error) Error() string {
+	if e.Msg == "" {
+		return e.Type + ": " + e.Detail
+	}
+	return e.Type + ": " + e.Msg
 }
+
+// problemOf is the usual way to make an Error: a status, a type and the
+// catalogue message that explains it, with name, value pairs.
+func problemOf(status int, typ, msg string, args ...any) *Error {
+	return &Error{Status: status, Type: typ, Msg: msg, Args: args}
+}
+
+func badRequest(msg string, args ...any) *Error {
+	return problemOf(http.StatusBadRequest, "bad-request", msg, args...)
+}
+
+// title and detail say e in p's language.
+func (e *Error) title(p *locale.Printer) string { return p.Must("problem." + e.Type) }
+
+func (e *Error) detail(p *locale.Printer) string {
+	if e.Msg == "" {
+		return e.Detail
+	}
+	return p.Must(e.Msg, e.Args...)
+}
+
+// problemTypes is where the problem types are documented; problem JSON's
+// type is this plus "#" and the Error's Type.
+const problemTypes = "https://github.com/kubelab/kubelab/blob/main/docs/problems.md"
 
 // problem is an RFC 9457 problem details body.
 type problem struct {
@@ -34,44 +65,45 @@ type problem struct {
 	Instance string `json:"instance,omitempty"`
 }
 
+// grpcProblems maps imageproc's status codes to what a caller sees.
+var grpcProblems = map[codes.Code]struct {
+	status int
+	typ    string
+}{
+	codes.InvalidArgument:    {http.StatusBadRequest, "bad-request"},
+	codes.Unauthenticated:    {http.StatusUnauthorized, "unauthorized"},
+	codes.PermissionDenied:   {http.StatusForbidden, "forbidden"},
+	codes.NotFound:           {http.StatusNotFound, "not-found"},
+	codes.AlreadyExists:      {http.StatusConflict, "conflict"},
+	codes.FailedPrecondition: {http.StatusConflict, "conflict"},
+	codes.ResourceExhausted:  {http.StatusRequestEntityTooLarge, "too-large"},
+	codes.Unavailable:        {http.StatusServiceUnavailable, "imageproc-unavailable"},
+	codes.DeadlineExceeded:   {http.StatusGatewayTimeout, "imageproc-timeout"},
+	codes.Canceled:           {http.StatusServiceUnavailable, "imageproc-unavailable"},
+}
+
 // classify turns any error into what the caller sees. imageproc's status
-// messages are written to be shown; anything unclassified is logged and
-// reported without detail.
+// messages are written to be shown (in English: its pages say so);
+// anything unclassified is logged and reported without detail.
 func classify(err error) (e *Error, internal bool) {
 	if errors.As(err, &e) {
 		return e, false
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Title: "too large",
-			Detail: "the request body is larger than this page accepts"}, false
+		return problemOf(http.StatusRequestEntityTooLarge, "too-large", "error.body-too-large"), false
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Status: http.StatusGatewayTimeout, Title: "imageproc timed out", Detail: "imageproc did not answer in time"}, false
+		return problemOf(http.StatusGatewayTimeout, "imageproc-timeout", "error.imageproc-timeout"), false
 	}
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		code := map[codes.Code]int{
-			codes.InvalidArgument:    http.StatusBadRequest,
-			codes.Unauthenticated:    http.StatusUnauthorized,
-			codes.PermissionDenied:   http.StatusForbidden,
-			codes.NotFound:           http.StatusNotFound,
-			codes.AlreadyExists:      http.StatusConflict,
-			codes.FailedPrecondition: http.StatusConflict,
-			codes.ResourceExhausted:  http.StatusRequestEntityTooLarge,
-			codes.Unavailable:        http.StatusServiceUnavailable,
-			codes.DeadlineExceeded:   http.StatusGatewayTimeout,
-			codes.Canceled:           http.StatusServiceUnavailable,
-		}[st.Code()]
-		if code == 0 {
-			return &Error{Status: http.StatusBadGateway, Title: "imageproc error", Detail: st.Message()}, true
+		said := []any{"Said", st.Message()}
+		if p, ok := grpcProblems[st.Code()]; ok {
+			return problemOf(p.status, p.typ, "error.imageproc-said", said...), false
 		}
-		title := strings.ToLower(http.StatusText(code))
-		if code == http.StatusServiceUnavailable {
-			title = "imageproc unavailable"
-		}
-		return &Error{Status: code, Title: title, Detail: st.Message()}, false
+		return problemOf(http.StatusBadGateway, "imageproc-error", "error.imageproc-said", said...), true
 	}
-	return &Error{Status: http.StatusInternalServerError, Title: "internal error", Detail: "see the frontend log"}, true
+	return problemOf(http.StatusInternalServerError, "internal", "error.internal"), true
 }
 
 // wantsJSON: the API always answers JSON; elsewhere the Accept header
@@ -95,7 +127,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h["Content-Type"] = problemType
 		h["Cache-Control"] = noStore
 		w.WriteHeader(e.Status)
-		_ = json.NewEncoder(w).Encode(problem{Type: "about:blank", Title: e.Title, Status: e.Status, Detail: e.Detail, Instance: r.URL.Path})
+		en := s.catalog.English()
+		_ = json.NewEncoder(w).Encode(problem{Type: problemTypes + "#" + e.Type, Title: e.title(en), Status: e.Status,
+			Detail: e.detail(en), Instance: r.URL.Path})
 		return
 	}
 	s.render(w, r, e.Status, "page_error.html", &errorPage{Error: e})
@@ -108,6 +142,5 @@ type errorPage struct {
 
 // injected is the answer to a request the error-rate demo chose to fail.
 func (s *Server) injected(w http.ResponseWriter, r *http.Request) {
-	s.fail(w, r, &Error{Status: http.StatusServiceUnavailable, Title: "injected fault",
-		Detail: "the error-rate demo control failed this request on purpose"})
+	s.fail(w, r, problemOf(http.StatusServiceUnavailable, "injected-fault", "error.injected"))
 }

@@ -11,6 +11,7 @@ import (
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/frontend/internal/demo"
+	"github.com/kubelab/kubelab/services/frontend/internal/locale"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
 )
 
@@ -25,6 +26,10 @@ func FuzzReadUpload(f *testing.F) {
 	f.Add("multipart/form-data", []byte("--\r\n"), "")
 	f.Add("text/plain", []byte("hello"), "x")
 	f.Add("", []byte{}, "")
+	catalog, err := locale.Load()
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, contentType string, data []byte, filename string) {
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/images", bytes.NewReader(data))
 		r.Header.Set("Content-Type", contentType)
@@ -35,8 +40,14 @@ func FuzzReadUpload(f *testing.F) {
 		name, file, err := readUpload(r)
 		if err != nil {
 			var e *Error
-			if !errors.As(err, &e) || e.Status < 400 || e.Status >= 500 || e.Detail == "" {
+			if !errors.As(err, &e) || e.Status < 400 || e.Status >= 500 {
 				t.Fatalf("unclear error %#v", err)
+			}
+			// Said in both languages, each message found.
+			for _, p := range []*locale.Printer{catalog.English(), catalog.Printer("ja")} {
+				if d := e.detail(p); d == "" || d == e.Msg {
+					t.Fatalf("error %#v says %q in %s", err, d, p.Lang)
+				}
 			}
 			return
 		}

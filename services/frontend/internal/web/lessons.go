@@ -2,11 +2,10 @@ package web
 
 import (
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 
-	"golang.org/x/text/language"
+	"github.com/kubelab/kubelab/services/frontend/internal/locale"
 )
 
 // lessonFiles names, for each thing the UI shows, the lesson of the
@@ -26,15 +25,12 @@ var lessonFiles = map[string]string{
 	"namespaces":  "18-security",
 }
 
-// lessonLanguages are the course's languages, English first: it is what
-// a browser that asks for neither gets.
-var lessonLanguages = language.NewMatcher([]language.Tag{language.English, language.Japanese})
-
 // Lessons links the UI to the course, in the reader's language.
 type Lessons struct {
 	// base is where the course is published (LESSONS_URL); empty, the UI
 	// shows no links.
-	base, lang string
+	base string
+	p    *locale.Printer
 }
 
 // Lesson is one link to the course.
@@ -43,11 +39,9 @@ type Lesson struct {
 	Title string
 }
 
-// lessonsFor picks the course language r's Accept-Language prefers.
-func lessonsFor(base string, r *http.Request) Lessons {
-	tag, _ := language.MatchStrings(lessonLanguages, r.Header.Get("Accept-Language"))
-	lang, _ := tag.Base()
-	return Lessons{base: strings.TrimSuffix(base, "/"), lang: lang.String()}
+// lessonsFor links to the course at base in p's language.
+func lessonsFor(base string, p *locale.Printer) Lessons {
+	return Lessons{base: strings.TrimSuffix(base, "/"), p: p}
 }
 
 // For returns the link to the lesson on topic, or nothing when the course
@@ -62,9 +56,9 @@ func (l Lessons) For(topic string) (*Lesson, error) {
 		return nil, nil
 	}
 	n, _ := strconv.Atoi(file[:2])
-	title := fmt.Sprintf("lesson %d", n)
-	if l.lang == "ja" {
-		title = fmt.Sprintf("レッスン%d", n)
+	title, err := l.p.T("lesson.link", "N", n)
+	if err != nil {
+		return nil, err
 	}
-	return &Lesson{Href: l.base + "/" + l.lang + "/" + file + ".md", Title: title}, nil
+	return &Lesson{Href: l.base + "/" + l.p.Lang + "/" + file + ".md", Title: title}, nil
 }

@@ -20,7 +20,7 @@ func (s *Server) original(w http.ResponseWriter, r *http.Request) {
 func (s *Server) variant(w http.ResponseWriter, r *http.Request) {
 	spec := r.URL.Query().Get("spec")
 	if spec == "" {
-		s.fail(w, r, badRequest("say which variant with ?spec="))
+		s.fail(w, r, badRequest("error.no-spec"))
 		return
 	}
 	s.serveBlob(w, r, &imageprocv1.DownloadRequest{ImageId: r.PathValue("id"), VariantSpec: spec})
@@ -31,7 +31,7 @@ func (s *Server) variant(w http.ResponseWriter, r *http.Request) {
 func (s *Server) rendition(w http.ResponseWriter, r *http.Request) {
 	p, ok := renditions[r.PathValue("rendition")]
 	if !ok {
-		s.fail(w, r, &Error{Status: http.StatusNotFound, Title: "not found", Detail: "no such rendition; try thumbnail or preview"})
+		s.fail(w, r, problemOf(http.StatusNotFound, "not-found", "error.no-rendition"))
 		return
 	}
 	id := r.PathValue("id")

@@ -2,7 +2,7 @@ package web
 
 import (
 	"errors"
-	"fmt"
+	"github.com/kubelab/kubelab/services/frontend/internal/locale"
 	"io"
 	"net/http"
 	"os"
@@ -25,12 +25,11 @@ type Pace struct {
 }
 
 func (p Pace) tooSlow() *Error {
-	detail := fmt.Sprintf("nothing of the request body arrived for %s", p.Window)
 	if p.MinRate > 0 {
-		detail = fmt.Sprintf("the request body arrived slower than %s/s (measured over %s)", sizeText(p.MinRate), p.Window)
+		return problemOf(http.StatusRequestTimeout, "request-too-slow", "error.too-slow-rate",
+			"Rate", locale.Limit(p.MinRate), "Window", locale.Duration(p.Window))
 	}
-	return &Error{Status: http.StatusRequestTimeout, Title: "request too slow",
-		Detail: detail + ", so it was stopped; try again on a faster connection"}
+	return problemOf(http.StatusRequestTimeout, "request-too-slow", "error.too-slow-idle", "Window", locale.Duration(p.Window))
 }
 
 // paceBodies applies p to every request that has a body.

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/kubelab/kubelab/services/frontend/internal/backend"
 	"github.com/kubelab/kubelab/services/frontend/internal/demo"
 	"github.com/kubelab/kubelab/services/frontend/internal/live"
+	"github.com/kubelab/kubelab/services/frontend/internal/locale"
 	"github.com/kubelab/kubelab/services/frontend/internal/pod"
 	"github.com/kubelab/kubelab/services/platform/filename"
 	"github.com/kubelab/kubelab/services/platform/health"
@@ -52,6 +54,8 @@ type common struct {
 	Panel    Panel
 	Presets  []preset
 	Path     string
+	// Return is where the language switch comes back to: this page.
+	Return string
 }
 
 func (c *common) base() *common { return c }
@@ -91,19 +95,25 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page s
 }
 
 func (s *Server) renderAnswered(w http.ResponseWriter, r *http.Request, code int, page string, data pageData, answer *backend.Answer) {
+	p := s.catalog.For(r)
 	c := data.base()
 	c.Panel = s.panel(answer)
-	c.Panel.Lessons = lessonsFor(s.LessonsURL, r)
+	c.Panel.Lessons = lessonsFor(s.LessonsURL, p)
 	c.Settings = c.Panel.Settings
 	c.Presets = presets
 	c.Path = r.URL.Path
+	c.Return = r.URL.Path
+	if r.Method == http.MethodGet {
+		c.Return = r.URL.RequestURI()
+	}
 	var buf bytes.Buffer
-	if err := s.pages[page].Execute(&buf, data); err != nil {
+	if err := s.pages[p.Lang][page].Execute(&buf, data); err != nil {
 		s.Log.ErrorContext(r.Context(), "render page", "page", page, "err", err)
 		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Language", p.Lang)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_, _ = buf.WriteTo(w)
@@ -158,8 +168,7 @@ func (s *Server) requireFeature(w http.ResponseWriter, r *http.Request, feature 
 	if s.Live().Settings.Enabled(feature) {
 		return true
 	}
-	s.fail(w, r, &Error{Status: http.StatusForbidden, Title: "feature switched off",
-		Detail: fmt.Sprintf("the %q feature is off in this frontend's ConfigMap (key %q)", feature, live.KeyFeatures)})
+	s.fail(w, r, problemOf(http.StatusForbidden, "feature-off", "error.feature-off", "Feature", feature, "Key", live.KeyFeatures))
 	return false
 }
 
@@ -191,7 +200,7 @@ func (s *Server) formPreset(w http.ResponseWriter, r *http.Request, feature stri
 	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
 	p, ok := findPreset(r.PostFormValue("preset"))
 	if !ok {
-		s.fail(w, r, badRequest("choose one of the listed transforms"))
+		s.fail(w, r, badRequest("error.choose-preset"))
 	}
 	return p, ok
 }
@@ -243,7 +252,7 @@ func (s *Server) submitBatch(ctx context.Context, req *imageprocv1.SubmitBatchRe
 			return nil, err
 		}
 		if len(resp.GetImages()) == 0 {
-			return nil, badRequest("there are no photos to reprocess yet")
+			return nil, badRequest("error.no-photos")
 		}
 	}
 	ctx, cancel := s.Backend.Unary(ctx)
@@ -272,9 +281,14 @@ func (s *Server) batchPage(w http.ResponseWriter, r *http.Request) {
 type adminPage struct {
 	common
 	Allowed bool
-	Problem string
-	Done    string
+	Problem *Error
+	// Done is the catalogue message saying what was just done.
+	Done string
 }
+
+// adminDone are the ?done= values the admin page confirms, and what each
+// says: the page shows a message of its own, never the query's text.
+var adminDone = map[string]string{"applied": "admin.applied"}
 
 // UnreadyFor is what the readiness form offers: how long forced
 // unreadiness lasts by default, and its bounds.
@@ -283,7 +297,7 @@ func (*adminPage) UnreadyFor() struct{ Default, Min, Max time.Duration } {
 }
 
 func (s *Server) adminPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "page_admin.html", &adminPage{Allowed: s.Auth.Allowed(r), Done: r.URL.Query().Get("done")})
+	s.render(w, r, http.StatusOK, "page_admin.html", &adminPage{Allowed: s.Auth.Allowed(r), Done: adminDone[r.URL.Query().Get("done")]})
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -291,7 +305,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !s.Auth.Login(w, r, r.PostFormValue("token")) {
 		// The token itself is never logged, right or wrong.
 		s.Log.InfoContext(r.Context(), "admin login refused", "remote", r.RemoteAddr)
-		s.render(w, r, http.StatusUnauthorized, "page_admin.html", &adminPage{Problem: "That is not the current admin token."})
+		s.render(w, r, http.StatusUnauthorized, "page_admin.html",
+			&adminPage{Problem: problemOf(http.StatusUnauthorized, "unauthorized", "admin.wrong-token")})
 		return
 	}
 	http.Redirect(w, r, "/admin", http.StatusSeeOther)
@@ -304,12 +319,13 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) demoForm(w http.ResponseWriter, r *http.Request) {
 	if !s.Auth.Allowed(r) {
-		s.render(w, r, http.StatusUnauthorized, "page_admin.html", &adminPage{Problem: "Log in with the admin token first."})
+		s.render(w, r, http.StatusUnauthorized, "page_admin.html",
+			&adminPage{Problem: problemOf(http.StatusUnauthorized, "unauthorized", "admin.log-in-first")})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
 	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, badRequest("unreadable form"))
+		s.fail(w, r, badRequest("error.unreadable-form"))
 		return
 	}
 	var ch demo.Change
@@ -328,17 +344,17 @@ func (s *Server) demoForm(w http.ResponseWriter, r *http.Request) {
 		ch = demo.Off()
 	case "crash":
 		s.crash(r)
-		s.render(w, r, http.StatusOK, "page_admin.html", &adminPage{Allowed: true, Done: "crashing: refresh in a few seconds to see the restart count rise"})
+		s.render(w, r, http.StatusOK, "page_admin.html", &adminPage{Allowed: true, Done: "admin.crashing"})
 		return
 	default:
-		s.fail(w, r, badRequest(fmt.Sprintf("unknown action %q", action)))
+		s.fail(w, r, badRequest("error.unknown-action", "Action", action))
 		return
 	}
 	if err == nil {
 		_, err = s.setDemo(r, ch)
 	}
 	if err != nil {
-		s.render(w, r, http.StatusBadRequest, "page_admin.html", &adminPage{Allowed: true, Problem: err.Error()})
+		s.render(w, r, http.StatusBadRequest, "page_admin.html", &adminPage{Allowed: true, Problem: demoProblem(err)})
 		return
 	}
 	http.Redirect(w, r, "/admin?done=applied", http.StatusSeeOther)
@@ -350,8 +366,8 @@ func parseFaults(rate, latency string) (demo.Change, error) {
 	ch := demo.Change{ErrorRate: new(0.0), Latency: new(time.Duration(0))}
 	if rate = strings.TrimSpace(rate); rate != "" {
 		var pct float64
-		if _, err := fmt.Sscanf(rate, "%g", &pct); err != nil {
-			return ch, fmt.Errorf("error rate %q: want a percentage such as 10", rate)
+		if _, err := fmt.Sscanf(rate, "%g", &pct); err != nil || pct < 0 || pct > 100 {
+			return ch, badRequest("error.want-percent", "Value", rate)
 		}
 		*ch.ErrorRate = pct / 100
 	}
@@ -382,16 +398,21 @@ func (s *Server) crash(r *http.Request) {
 	time.AfterFunc(200*time.Millisecond, s.Crash)
 }
 
+// demoProblem says why the demo controls refused a change.
+func demoProblem(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var r *demo.RangeError
+	if errors.As(err, &r) {
+		return badRequest("error.out-of-range", "Field", r.Field, "Value", r.Value, "Min", r.Min, "Max", r.Max)
+	}
+	return &Error{Status: http.StatusBadRequest, Type: "bad-request", Detail: err.Error()}
+}
+
+// funcs are the templates' functions that say nothing in a language.
 var funcs = template.FuncMap{
-	"bytes": func(n int64) string {
-		switch {
-		case n >= 1<<20:
-			return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-		case n >= 1<<10:
-			return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-		}
-		return fmt.Sprintf("%d B", n)
-	},
 	"percent": func(part, total int32) int32 {
 		if total == 0 {
 			return 0
@@ -399,22 +420,54 @@ var funcs = template.FuncMap{
 		return part * 100 / total
 	},
 	"finished": func(b *imageprocv1.Batch) bool { return b.GetPending()+b.GetLeased() == 0 },
-	"when": func(t interface{ AsTime() time.Time }) string {
-		return t.AsTime().UTC().Format("2006-01-02 15:04 UTC")
-	},
 	"specURL": func(id, spec string) string {
 		return "/media/" + url.PathEscape(id) + "/variant?spec=" + url.QueryEscape(spec)
 	},
-	"mib":      func(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) },
-	"duration": shortDuration,
+	// goDuration writes a duration as the forms read it back (90s).
+	"goDuration": shortDuration,
 	// filename cleans names again as they are shown: photos stored
 	// before imageproc cleaned names may still hold bidi controls.
 	"filename": filename.Clean,
-	// ends says when forced unreadiness ends: the clock time, and how
-	// long from this page's rendering.
-	"ends": func(t time.Time) string {
-		return t.UTC().Format("15:04:05 UTC") + ", in " + shortDuration(max(time.Until(t).Round(time.Second), 0))
+	// restarts is how many times a container that started n times was
+	// restarted.
+	"restarts": func(starts int) int64 { return int64(starts) - 1 },
+	"portForward": func(p pod.Info) string {
+		ns := ""
+		if p.Namespace != "" {
+			ns = " -n " + p.Namespace
+		}
+		return "kubectl" + ns + " port-forward pod/" + p.Name + " 8080"
 	},
+}
+
+// language is one choice of the language switch, in its own words.
+type language struct{ Tag, Name string }
+
+// langFuncs are the templates' functions that speak p's language.
+func (s *Server) langFuncs(p *locale.Printer) template.FuncMap {
+	var languages []language
+	for _, tag := range locale.Languages {
+		other := s.catalog.Printer(tag.String())
+		languages = append(languages, language{Tag: other.Lang, Name: other.Must("lang.name")})
+	}
+	return template.FuncMap{
+		"t":         p.T,
+		"th":        p.HTML,
+		"n":         p.N,
+		"lang":      func() string { return p.Lang },
+		"languages": func() []language { return languages },
+		"size":      p.Size,
+		"limit":     p.Limit,
+		"duration":  p.Duration,
+		"when":      func(t interface{ AsTime() time.Time }) string { return p.Date(t.AsTime()) },
+		// ends says when forced unreadiness ends: the clock time, and how
+		// long from this page's rendering.
+		"ends": func(t time.Time) string {
+			return p.Must("format.ends", "Clock", p.Clock(t), "In", p.Duration(max(time.Until(t).Round(time.Second), 0)))
+		},
+		"problemTitle":  func(e *Error) string { return e.title(p) },
+		"problemDetail": func(e *Error) string { return e.detail(p) },
+	}
 }
 
 // shortDuration writes 1m rather than 1m0s.
@@ -427,4 +480,26 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// setLanguage is the language switch: it remembers the choice in a cookie
+// for a year and goes back to the page it was on.
+func (s *Server) setLanguage(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+	lang := r.PostFormValue("lang")
+	if s.catalog.Printer(lang) == nil {
+		s.fail(w, r, badRequest("error.unknown-language", "Lang", lang))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: locale.Cookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 60 * 60,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, localPath(r.PostFormValue("return")), http.StatusSeeOther)
+}
+
+// localPath keeps a redirect on this site: a path of it, else the gallery.
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, `/\`) {
+		return "/"
+	}
+	return p
 }

@@ -3,13 +3,13 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
+	"github.com/kubelab/kubelab/services/frontend/internal/locale"
 	"github.com/kubelab/kubelab/services/platform/filename"
 )
 
@@ -24,18 +24,7 @@ const multipartSlack = 64 << 10
 const maxParts = 8
 
 func tooLarge(limit int64) *Error {
-	return &Error{Status: http.StatusRequestEntityTooLarge, Title: "too large",
-		Detail: fmt.Sprintf("photos may be at most %s here (upload-limit in the ConfigMap)", sizeText(limit))}
-}
-
-func sizeText(n int64) string {
-	switch {
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
+	return problemOf(http.StatusRequestEntityTooLarge, "too-large", "error.too-large-upload", "Limit", locale.Limit(limit))
 }
 
 // readUpload finds the photo in r: the "file" part of a multipart form, or
@@ -45,12 +34,11 @@ func sizeText(n int64) string {
 func readUpload(r *http.Request) (name string, body io.Reader, err error) {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
-		return "", nil, badRequest("missing or unreadable Content-Type; send multipart/form-data or an image type")
+		return "", nil, badRequest("error.no-content-type")
 	}
 	if mediaType != "multipart/form-data" {
 		if !strings.HasPrefix(mediaType, "image/") && mediaType != "application/octet-stream" {
-			return "", nil, &Error{Status: http.StatusUnsupportedMediaType, Title: "unsupported media type",
-				Detail: fmt.Sprintf("%s is not a photo; send multipart/form-data or an image type", mediaType)}
+			return "", nil, problemOf(http.StatusUnsupportedMediaType, "unsupported-media-type", "error.not-a-photo", "Type", mediaType)
 		}
 		return r.URL.Query().Get("filename"), r.Body, nil
 	}
@@ -68,12 +56,12 @@ func readUpload(r *http.Request) (name string, body io.Reader, err error) {
 		}
 		if part.FormName() == "file" {
 			if part.FileName() == "" {
-				return "", nil, badRequest("choose a photo to upload")
+				return "", nil, badRequest("error.choose-photo")
 			}
 			return part.FileName(), part, nil
 		}
 	}
-	return "", nil, badRequest(`the form has no "file" field; choose a photo to upload`)
+	return "", nil, badRequest("error.no-file-field")
 }
 
 // unreadable is a form that could not be read: a client's mistake, unless
@@ -83,7 +71,7 @@ func unreadable(err error) error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return badRequest("unreadable multipart form: " + err.Error())
+	return badRequest("error.unreadable-multipart", "Err", err.Error())
 }
 
 // upload streams the photo in r to imageproc in chunks, enforcing the live
@@ -142,11 +130,11 @@ func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, name
 			if errors.As(rerr, &e) {
 				return nil, e // too slow (pace.go)
 			}
-			return nil, badRequest("reading the upload failed: " + rerr.Error())
+			return nil, badRequest("error.upload-read", "Err", rerr.Error())
 		}
 	}
 	if total == 0 {
-		return nil, badRequest("the photo is empty")
+		return nil, badRequest("error.empty-photo")
 	}
 	return stream.CloseAndRecv()
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kubelab/kubelab/services/frontend/internal/backend"
 	"github.com/kubelab/kubelab/services/frontend/internal/demo"
 	"github.com/kubelab/kubelab/services/frontend/internal/live"
+	"github.com/kubelab/kubelab/services/frontend/internal/locale"
 	"github.com/kubelab/kubelab/services/frontend/internal/pod"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/health"
@@ -64,7 +65,10 @@ type Deps struct {
 // Server serves every route.
 type Server struct {
 	Deps
-	pages map[string]*template.Template
+	catalog *locale.Catalog
+	// pages holds each language's parsed pages, by language and file
+	// name: the templates' t, size and date functions are that language's.
+	pages map[string]map[string]*template.Template
 	color string
 	// Header values set on every response, allocated once.
 	servedBy, version []string
@@ -74,11 +78,16 @@ type Server struct {
 	infoBytes []byte
 }
 
-// New parses the templates and returns a Server.
+// New parses the templates, once for each language, and returns a Server.
 func New(d Deps) (*Server, error) {
+	catalog, err := locale.Load()
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		Deps:     d,
-		pages:    map[string]*template.Template{},
+		catalog:  catalog,
+		pages:    map[string]map[string]*template.Template{},
 		color:    VersionColor(d.Build.Version),
 		servedBy: []string{d.Build.Instance},
 		version:  []string{d.Build.Version},
@@ -87,12 +96,18 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/panel.html", name)
-		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", name, err)
+	for _, tag := range locale.Languages {
+		p := catalog.Printer(tag.String())
+		pages := map[string]*template.Template{}
+		for _, name := range names {
+			t, err := template.New("layout.html").Funcs(funcs).Funcs(s.langFuncs(p)).
+				ParseFS(assets, "templates/layout.html", "templates/panel.html", name)
+			if err != nil {
+				return nil, fmt.Errorf("parse %s: %w", name, err)
+			}
+			pages[name[len("templates/"):]] = t
 		}
-		s.pages[name[len("templates/"):]] = t
+		s.pages[p.Lang] = pages
 	}
 	return s, nil
 }
@@ -128,6 +143,7 @@ func (s *Server) Handler() http.Handler {
 	app("POST /api/v1/batches", s.apiSubmitBatch)
 	app("GET /api/v1/batches/{id}", s.apiGetBatch)
 
+	mux.HandleFunc("POST /lang", s.setLanguage)
 	mux.HandleFunc("GET /admin", s.adminPage)
 	mux.HandleFunc("POST /admin/login", s.login)
 	mux.HandleFunc("POST /admin/logout", s.logout)
@@ -152,12 +168,11 @@ func (s *Server) Handler() http.Handler {
 // from another site's page (the CSRF case). Clients that send neither
 // Sec-Fetch-Site nor Origin (curl, loadgen) are not browsers and pass.
 func (s *Server) crossOrigin(w http.ResponseWriter, r *http.Request) {
-	from := "another site"
+	msg, args := "error.cross-site", []any{"Method", r.Method}
 	if origin := r.Header.Get("Origin"); origin != "" {
-		from = origin
+		msg, args = "error.cross-origin", append(args, "Origin", origin)
 	}
-	s.fail(w, r, &Error{Status: http.StatusForbidden, Title: "cross-origin request refused",
-		Detail: fmt.Sprintf("this %s came from a page of %s; photos and settings change only from this site's own pages", r.Method, from)})
+	s.fail(w, r, problemOf(http.StatusForbidden, "cross-origin", msg, args...))
 }
 
 // csp allows only this origin's scripts, styles and images: no inline
@@ -203,11 +218,11 @@ func (s *Server) unmatched(mux *http.ServeMux) http.HandlerFunc {
 		}
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			s.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Title: "method not allowed",
-				Detail: fmt.Sprintf("%s is not supported here; allowed: %s", r.Method, strings.Join(allowed, ", "))})
+			s.fail(w, r, problemOf(http.StatusMethodNotAllowed, "method-not-allowed", "error.method-not-allowed",
+				"Method", r.Method, "Allowed", strings.Join(allowed, ", ")))
 			return
 		}
-		s.fail(w, r, &Error{Status: http.StatusNotFound, Title: "not found", Detail: "no page at " + r.URL.Path})
+		s.fail(w, r, problemOf(http.StatusNotFound, "not-found", "error.no-page", "Path", r.URL.Path))
 	}
 }
 

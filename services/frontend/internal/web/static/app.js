@@ -1,6 +1,7 @@
 // Progressive enhancement only: every page works without this file.
 // On a batch page, poll the JSON API and update the counts in place
 // (without JavaScript, a <noscript> refresh reloads the page instead).
+// Words come from the page (data-*), in the reader's language.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const batch = document.getElementById("batch");
@@ -18,7 +19,7 @@ document.addEventListener("DOMContentLoaded", () => {
         bar.max = b.total || 0;
         bar.value = b.done || 0;
         if ((b.pending || 0) + (b.leased || 0) === 0) {
-          document.getElementById("batch-hint").textContent = "Finished.";
+          document.getElementById("batch-hint").textContent = batch.dataset.finished;
           return;
         }
       }
