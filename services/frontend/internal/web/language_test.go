@@ -90,6 +90,8 @@ func TestLanguageSwitchSticks(t *testing.T) {
 		{"en", "/", "/", http.StatusSeeOther},
 		{"ja", "//evil.test/", "/", http.StatusSeeOther},
 		{"ja", `/\evil.test`, "/", http.StatusSeeOther},
+		{"ja", "/\t/evil.test", "/", http.StatusSeeOther},
+		{"ja", "/\n/evil.test", "/", http.StatusSeeOther},
 		{"ja", "https://evil.test/", "/", http.StatusSeeOther},
 		{"fr", "/", "", http.StatusBadRequest},
 	}

@@ -497,8 +497,12 @@ func (s *Server) setLanguage(w http.ResponseWriter, r *http.Request) {
 }
 
 // localPath keeps a redirect on this site: a path of it, else the gallery.
+// Browsers drop tabs and newlines from a Location and read a backslash as
+// a slash, so "/\t/evil.test" would leave the site as surely as
+// "//evil.test": any control character, space or backslash is refused.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, `/\`) {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") ||
+		strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == '\\' || r == 0x7f }) {
 		return "/"
 	}
 	return p
