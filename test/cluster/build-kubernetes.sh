@@ -75,21 +75,23 @@ build_kubernetes() {
 # name, only what Kubernetes does not already bring. They then compile
 # against Kubernetes' versions of the rest, which `go list -m all` checks
 # below; the e2e suite runs them (kubectl top, the HPAs, every PVC).
+# modules lists the module graph's dependencies, one "path version" a line.
+modules() { go list -m -f '{{if not .Main}}{{.Path}} {{.Version}}{{end}}' all | sort; }
+
 build_addons() {
-  local start=$SECONDS before m dir path
+  local start=$SECONDS before m path copy
   [[ -f $mod/go.mod.kubernetes ]] || write_module
   cd "$mod"
   cp go.mod.kubernetes go.mod && cp go.sum.kubernetes go.sum
-  before=$(go list -m -f '{{if not .Main}}{{.Path}} {{.Version}}{{end}}' all)
+  before=$(modules)
   rm -rf src && mkdir src
   for m in sigs.k8s.io/metrics-server@$METRICS_SERVER github.com/rancher/local-path-provisioner@$LOCAL_PATH \
            github.com/prometheus/prometheus@v0.304.2 sigs.k8s.io/sig-storage-lib-external-provisioner/v10@v10.0.1; do
-    path=${m%@*}
-    dir=$(go mod download -json "$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-    cp -r "$dir" "src/${path//\//_}" && chmod -R u+w "src/${path//\//_}"
-    printf 'module %s\n\ngo 1.24.0\n' "$path" >"src/${path//\//_}/go.mod"
-    rm -f "src/${path//\//_}/go.sum"
-    printf 'require %s %s\nreplace %s => ./src/%s\n' "$path" "${m#*@}" "$path" "${path//\//_}" >>go.mod
+    path=${m%@*} copy=src/${path//\//_}
+    cp -r "$(go mod download -json "$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" "$copy"
+    chmod -R u+w "$copy" && rm -f "$copy/go.sum"
+    printf 'module %s\n\ngo 1.24.0\n' "$path" >"$copy/go.mod"
+    printf 'require %s %s\nreplace %s => ./%s\n' "$path" "${m#*@}" "$path" "$copy" >>go.mod
   done
   # What the four import that Kubernetes does not bring.
   cat >>go.mod <<'MOD'
@@ -100,7 +102,7 @@ require (
 	github.com/urfave/cli v1.19.1
 )
 MOD
-  if changed=$(comm -13 <(go list -m -f '{{if not .Main}}{{.Path}} {{.Version}}{{end}}' all | sort) <(sort <<<"$before")) && [[ -n $changed ]]; then
+  if changed=$(comm -13 <(modules) <(echo "$before")) && [[ -n $changed ]]; then
     echo "build-kubernetes: the add-ons changed these of Kubernetes' modules, so their packages compile twice:" >&2
     echo "$changed" >&2
   fi

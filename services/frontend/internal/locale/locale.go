@@ -30,7 +30,6 @@ const Cookie = "lang"
 
 // Catalog is every language's messages.
 type Catalog struct {
-	bundle   *i18n.Bundle
 	matcher  language.Matcher
 	printers map[string]*Printer
 }
@@ -39,7 +38,7 @@ type Catalog struct {
 func Load() (*Catalog, error) {
 	b := i18n.NewBundle(language.English)
 	b.RegisterUnmarshalFunc("toml", toml.Unmarshal)
-	c := &Catalog{bundle: b, matcher: language.NewMatcher(Languages), printers: map[string]*Printer{}}
+	c := &Catalog{matcher: language.NewMatcher(Languages), printers: map[string]*Printer{}}
 	for _, tag := range Languages {
 		name := "catalog/" + tag.String() + ".toml"
 		if _, err := b.LoadMessageFileFS(catalogs, name); err != nil {

@@ -16,7 +16,7 @@ import (
 // Error is a failure with what the caller should see: an HTTP status, the
 // kind of problem (Type, whose title the catalogue holds in every
 // language) and what happened, as a catalogue message (Msg, Args) or,
-// for imageproc's own words, as Detail.
+// for an error with no message of its own, as Detail, shown as it is.
 type Error struct {
 	Status int
 	Type   string
