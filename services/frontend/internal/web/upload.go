@@ -109,6 +109,14 @@ func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, name
 	var total int64
 	for {
 		n, rerr := io.ReadFull(body, buf)
+		end := errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF)
+		if rerr != nil && !end {
+			// The body failing is the answer, before the bytes read with
+			// it are sent: net/http cancels the request's context on a
+			// read error (a client too slow, for one), so imageproc's
+			// stream would report only "canceled".
+			return nil, bodyErr(rerr, limit)
+		}
 		if n > 0 {
 			if total += int64(n); total > limit {
 				return nil, tooLarge(limit)
@@ -118,25 +126,27 @@ func sendUpload(ctx context.Context, images imageprocv1.ImageServiceClient, name
 				return nil, closeErr(stream, err)
 			}
 		}
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+		if end {
 			break
-		}
-		if rerr != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(rerr, &tooBig) {
-				return nil, tooLarge(limit)
-			}
-			var e *Error
-			if errors.As(rerr, &e) {
-				return nil, e // too slow (pace.go)
-			}
-			return nil, badRequest("error.upload-read", "Err", rerr.Error())
 		}
 	}
 	if total == 0 {
 		return nil, badRequest("error.empty-photo")
 	}
 	return stream.CloseAndRecv()
+}
+
+// bodyErr is what a request body that failed with err tells the client.
+func bodyErr(err error, limit int64) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return tooLarge(limit)
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e // too slow (pace.go)
+	}
+	return badRequest("error.upload-read", "Err", err.Error())
 }
 
 // closeErr: when Send fails, the stream's real status comes from the

@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -57,5 +60,49 @@ func TestUploadNamesCannotDisguiseThemselves(t *testing.T) {
 	}
 	if !strings.Contains(gallery, "photognp.exe") || !strings.Contains(gallery, "invoice.jpg") {
 		t.Errorf("gallery lacks the uploads:\n%s", gallery)
+	}
+}
+
+// failingBody gives its bytes, then fails with err together with the last
+// of them, and cancels the request the way net/http does on a read error.
+type failingBody struct {
+	data   []byte
+	err    error
+	cancel context.CancelFunc
+}
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	n := copy(p, b.data)
+	b.data = b.data[n:]
+	if len(b.data) > 0 {
+		return n, nil
+	}
+	b.cancel()
+	// Give the gRPC stream time to see the cancellation, as it has when
+	// the handler gets around to sending.
+	time.Sleep(100 * time.Millisecond)
+	return n, b.err
+}
+
+// TestUploadBodyFailureIsTheAnswer: a body that fails (too slow, here)
+// with bytes still to send is answered with its own problem, not with
+// imageproc's "canceled": net/http has canceled the request by then, so
+// sending those bytes would fail first (the process test
+// TestProcessSlowUploadsAreCut met it, now and then, as a 503).
+func TestUploadBodyFailureIsTheAnswer(t *testing.T) {
+	ip := imageproctest.Start(t, "imageproc-upload-0", "")
+	conn, err := grpc.NewClient(ip.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	slow := Pace{MinRate: 1024, Window: time.Second}.tooSlow()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	body := &failingBody{data: pipelinetest.JPEG(64, 48, 3)[:100], err: slow, cancel: cancel}
+	_, err = sendUpload(ctx, imageprocv1.NewImageServiceClient(conn), "slow.jpg", body, 1<<20)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusRequestTimeout {
+		t.Fatalf("a body too slow: %v, want its 408 problem", err)
 	}
 }
