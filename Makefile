@@ -260,10 +260,15 @@ bench: ## benchmarks, on one core where a figure is per core; figures in docs/be
 	go test -run '^$$' -bench . -benchtime 20x ./services/worker/internal/work/
 
 .PHONY: tools
-tools: ## install the pinned buf, protoc plugins and golangci-lint (skipped when present)
+tools: tools-proto tools-lint ## install the pinned buf, protoc plugins and golangci-lint (skipped when present)
+
+.PHONY: tools-proto tools-lint
+tools-proto: ## install what make proto and its test need: buf and the protoc plugins
 	@command -v buf >/dev/null && buf --version | grep -qx '$(BUF_VERSION:v%=%)' || go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	@command -v protoc-gen-go >/dev/null || go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	@command -v protoc-gen-go-grpc >/dev/null || go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
+
+tools-lint: ## install what make lint needs: golangci-lint
 	@command -v golangci-lint >/dev/null || go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 .PHONY: clean
