@@ -45,8 +45,14 @@ const (
 type ImageServiceClient interface {
 	// Upload stores one photo. The first message carries the metadata, every
 	// later one a chunk of the file, so a large photo is never held in memory.
-	// The photo is stored only if it decodes completely; otherwise nothing is
-	// left behind.
+	// The photo is checked, not decoded: it is stored only if it is at most
+	// MAX_UPLOAD_BYTES long, its header is that of a JPEG, PNG, GIF or WebP
+	// whose width × height is at most MAX_PIXELS, it ends where its format
+	// ends (a JPEG's EOI, zero padding allowed; a PNG's IEND; a GIF's
+	// trailer; a WebP is at least as long as its RIFF header says), and a
+	// thumbnail of it fits this server's transform budget. Otherwise nothing
+	// is left behind. A file that passes but is corrupt inside is stored, and
+	// its first render sets decode_error.
 	Upload(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadRequest, UploadResponse], error)
 	// GetImage returns a photo's metadata and its variants.
 	GetImage(ctx context.Context, in *GetImageRequest, opts ...grpc.CallOption) (*GetImageResponse, error)
@@ -183,8 +189,14 @@ func (c *imageServiceClient) CollectGarbage(ctx context.Context, in *CollectGarb
 type ImageServiceServer interface {
 	// Upload stores one photo. The first message carries the metadata, every
 	// later one a chunk of the file, so a large photo is never held in memory.
-	// The photo is stored only if it decodes completely; otherwise nothing is
-	// left behind.
+	// The photo is checked, not decoded: it is stored only if it is at most
+	// MAX_UPLOAD_BYTES long, its header is that of a JPEG, PNG, GIF or WebP
+	// whose width × height is at most MAX_PIXELS, it ends where its format
+	// ends (a JPEG's EOI, zero padding allowed; a PNG's IEND; a GIF's
+	// trailer; a WebP is at least as long as its RIFF header says), and a
+	// thumbnail of it fits this server's transform budget. Otherwise nothing
+	// is left behind. A file that passes but is corrupt inside is stored, and
+	// its first render sets decode_error.
 	Upload(grpc.ClientStreamingServer[UploadRequest, UploadResponse]) error
 	// GetImage returns a photo's metadata and its variants.
 	GetImage(context.Context, *GetImageRequest) (*GetImageResponse, error)

@@ -43,7 +43,7 @@ func firstMetadata[Req any, Meta comparable](recv func() (Req, error), get func(
 	return md, nil
 }
 
-// received is a committed blob that holds a whole image.
+// received is a committed blob that passed the upload's checks.
 type received struct {
 	info pipeline.Info
 	size int64
@@ -51,7 +51,8 @@ type received struct {
 }
 
 // receiveImage copies the chunks of a client stream into a new blob, checks
-// it is a whole image within the limits (and passes accept, if given), and
+// its header and its end (pipeline.Probe and CheckComplete: no decode, so a
+// large upload costs no memory for its pixels) and accept, if given, and
 // commits it. Any error is a gRPC status, and on any error nothing is kept:
 // not the partial bytes of a client that went away, not a rejected image.
 func (s *Images) receiveImage(ctx context.Context, what string, next func() ([]byte, bool, error), accept func(pipeline.Info) error) (received, error) {
