@@ -7,6 +7,7 @@ package grpcclient
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +72,8 @@ type Method struct {
 
 // Options say how to reach a service.
 type Options struct {
-	// Target is a gRPC target, e.g. "dns:///imageproc-headless:50051".
+	// Target is a gRPC target: "dns:///imageproc-headless:50051",
+	// "imageproc:50051" or "passthrough:///10.0.0.1:50051".
 	Target    string
 	Balancing string
 	// HealthService, if set, turns on client-side health checking: each
@@ -91,6 +93,9 @@ func Dial(o Options, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	target, balancing, retry := o.Target, o.Balancing, o.Retry
 	if balancing != RoundRobin && balancing != PickFirst {
 		return nil, fmt.Errorf("balancing %q: want %s or %s", balancing, RoundRobin, PickFirst)
+	}
+	if addressList(target) {
+		return nil, fmt.Errorf("target %q: grpc-go has no ipv4: or ipv6: resolver; use dns:///host:port, or host:port for one address", target)
 	}
 	if balancing == RoundRobin && !manyAddresses(target) {
 		// Round robin over one address balances nothing: say so at start.
@@ -120,16 +125,23 @@ func Dial(o Options, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-// manyAddresses reports whether target's resolver can return several
-// addresses: DNS (a headless Service has one A record per ready pod) or an
-// explicit ipv4:/ipv6: list.
-func manyAddresses(target string) bool {
-	for _, scheme := range []string{"dns:", "ipv4:", "ipv6:"} {
-		if strings.HasPrefix(target, scheme) {
-			return true
-		}
+// manyAddresses reports whether target names the dns resolver, the one
+// resolver here that returns several addresses (a headless Service has one
+// A record per ready pod). grpc.NewClient looks a bare host:port up in DNS
+// too, but round_robin still asks for dns:/// written out.
+func manyAddresses(target string) bool { return strings.HasPrefix(target, "dns:") }
+
+// addressList reports a target in gRPC's ipv4: or ipv6: address-list
+// scheme. gRPC's C core resolves it, grpc-go registers no resolver for it:
+// it would look the whole string up as a DNS name and fail only at the
+// first call, far from the mistake. "ipv4:50051" is a host named ipv4.
+func addressList(target string) bool {
+	scheme, rest, _ := strings.Cut(target, ":")
+	if scheme != "ipv4" && scheme != "ipv6" {
+		return false
 	}
-	return false
+	_, err := strconv.ParseUint(rest, 10, 16)
+	return err != nil
 }
 
 func serviceConfig(balancing, healthService string, retry []Method) (string, error) {

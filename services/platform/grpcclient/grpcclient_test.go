@@ -17,8 +17,14 @@ func TestDialChecksTheTargetFitsTheBalancing(t *testing.T) {
 	}{
 		{"dns:///imageproc-headless:50051", RoundRobin, ""},
 		{"dns://10.96.0.10/imageproc-headless:50051", RoundRobin, ""},
-		{"ipv4:127.0.0.1:1,127.0.0.1:2", RoundRobin, ""},
 		{"imageproc:50051", PickFirst, ""},
+		{"passthrough:///10.0.0.1:50051", PickFirst, ""},
+		{"passthrough:///10.0.0.1:50051", RoundRobin, "round_robin needs"},
+		// grpc-go has no resolver for these: refused, not read as DNS names.
+		{"ipv4:127.0.0.1:1,127.0.0.1:2", RoundRobin, "no ipv4: or ipv6: resolver"},
+		{"ipv4:127.0.0.1:1", PickFirst, "no ipv4: or ipv6: resolver"},
+		{"ipv6:[::1]:1,[::1]:2", RoundRobin, "no ipv4: or ipv6: resolver"},
+		{"ipv4:50051", PickFirst, ""}, // a host named ipv4
 		{"imageproc:50051", RoundRobin, "round_robin needs"},
 		{"dns:///imageproc:50051", "random", "balancing"},
 	}
