@@ -36,13 +36,16 @@ var ErrNotFound = errors.New("blob not found")
 // Dir is a blob directory:
 //
 //	sha256/ab/abcdef…   committed blobs, fanned out by the first two hex digits
-//	tmp/proc-<random>/  uploads in progress, one directory per process
+//	tmp/proc-<hex>/     one process's uploads in progress, and its .lock
+//	tmp/.new-<hex>/     the same directory while it is being set up
 //
-// Several pods may share the volume. Each process writes only into its own
-// tmp directory and holds an flock on it; at start a process removes every
-// tmp directory whose lock it can take, because its owner has died. A new
-// directory is locked before it gets its proc- name, so a sweep never finds
-// one that is alive but not yet locked.
+// Each <hex> is 16 random hex digits, and so is the name of each upload in
+// a proc- directory. Several pods may share the volume. Each process writes
+// only into its own tmp directory and holds an flock on its .lock; at start
+// a process removes every entry of tmp whose .lock no process holds (its
+// owner has died), except a .new- directory less than stagingMaxAge old. A
+// new directory is made as .new-<hex> and locked before it is renamed to
+// proc-<hex>, so a sweep never finds one that is alive but not yet locked.
 type Dir struct {
 	root string
 	tmp  string
