@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test cluster's certificates (openssl, RSA 2048, one year): two CAs and
-# one leaf per component, as CLUSTER.md §3.2 lists, and a client and a
-# serving certificate for each node's kubelet.
+# The test cluster's certificates (openssl, RSA 2048, one year): the
+# cluster's CA and the aggregation layer's front-proxy CA, a leaf for each
+# component below, a client and a serving certificate for each node's
+# kubelet, and the service-account key pair.
 # Usage: pki.sh DIR NODE=IP... (the first node runs the API server)
 set -euo pipefail
 dir=${1:?usage: pki.sh DIR NODE=IP...}

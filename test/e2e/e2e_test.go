@@ -286,7 +286,8 @@ func photoQuality(t *testing.T, quality int) []byte {
 }
 
 // eventually retries fn for up to d: right after a rollout kube-proxy may
-// still be writing its rules (CLUSTER.md §7).
+// still be writing its rules (a request sent the moment `rollout status`
+// returned has failed where the same request a moment later succeeded).
 func eventually(t *testing.T, what string, d time.Duration, fn func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
