@@ -17,8 +17,8 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/kubelab/kubelab/services/platform/build.Version=$(VERSION) \
             -X github.com/kubelab/kubelab/services/platform/build.Revision=$(REVISION)
 
-SERVICES := imageproc frontend loadgen worker
-PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/... ./services/loadgen/... ./services/worker/... ./test/deploy/...
+SERVICES := imageproc frontend clusterview loadgen worker
+PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/... ./services/clusterview/... ./services/loadgen/... ./services/worker/... ./test/deploy/...
 DATA     := .data
 
 .PHONY: help
@@ -256,6 +256,7 @@ bench: ## benchmarks, on one core where a figure is per core; figures in docs/be
 	go test -run '^$$' -bench Claim -benchtime 2000x ./services/imageproc/internal/store/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem ./services/frontend/internal/web/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench Upload20MB -benchtime 5x ./services/frontend/
+	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem -benchtime 200x ./services/clusterview/internal/stream/
 	taskset -c 1 go test -run '^$$' -bench FrontendInfo -benchtime 50000x ./services/loadgen/
 	go test -run '^$$' -bench . -benchtime 20x ./services/worker/internal/work/
 

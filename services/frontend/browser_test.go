@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,4 +187,76 @@ func waitBrowser(t *testing.T, ctx context.Context, what string, cond chromedp.A
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestBrowserLiveView: /cluster draws the namespace from the stream, each
+// new snapshot without a reload, and the traffic strip draws who answered.
+// The snapshots come from a stand-in for the clusterview sidecar: the real
+// one is tested in its module against client-go's fake clientset, and on
+// the real cluster by the e2e suite (TestRollingUpdateAndRollbackLoseNothing).
+func TestBrowserLiveView(t *testing.T) {
+	snapshots := make(chan string, 1)
+	sidecar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case s := <-snapshots:
+				_, _ = fmt.Fprintf(w, "data: %s\n\n", s)
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	t.Cleanup(sidecar.Close) // after the frontend's cleanup: its stream ends first
+	rollout := func(pods ...string) string {
+		var old, next []string
+		for _, p := range pods {
+			chip := fmt.Sprintf(`{"name":%q,"phase":"Running","ready":true,"restarts":0,"created":"2026-12-07T00:00:00Z"}`, p)
+			if strings.HasPrefix(p, "frontend-new") {
+				next = append(next, chip)
+			} else {
+				old = append(old, chip)
+			}
+		}
+		return fmt.Sprintf(`{"namespace":"kubelab","deployments":[{"name":"frontend","revision":"2","desired":2,"ready":2,"updated":%d,"strategy":"RollingUpdate","replicaSets":[`+
+			`{"name":"frontend-new","revision":"2","image":"kubelab/frontend:0.2.0","desired":%d,"ready":%d,"pods":[%s]},`+
+			`{"name":"frontend-old","revision":"1","image":"kubelab/frontend:0.1.0","desired":%d,"ready":%d,"pods":[%s]}]}],`+
+			`"otherPods":[],"services":[],"hpas":[],"jobs":[],"events":[]}`,
+			len(next), len(next), len(next), strings.Join(next, ","), len(old), len(old), strings.Join(old, ","))
+	}
+
+	s := startStack(t, 1, "CLUSTERVIEW_URL="+sidecar.URL)
+	ctx := browser(t)
+	snapshots <- rollout("frontend-old-a", "frontend-old-b")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/cluster"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-pod="frontend-old-b"]`)),
+	)
+	if err != nil {
+		t.Fatalf("the live view's first snapshot: %v", err)
+	}
+	shows := func(sel string) chromedp.Action[bool] {
+		return chromedp.Evaluate[bool](`document.querySelector('` + sel + `') !== null`)
+	}
+
+	// A rollout step: the new ReplicaSet gains a pod, the old one loses one.
+	sent := time.Now()
+	snapshots <- rollout("frontend-old-a", "frontend-new-c")
+	waitBrowser(t, ctx, "the new pod on the page", shows(`[data-replicaset="frontend-new"][data-ready="1"]`))
+	t.Logf("a snapshot reached the page %v after the sidecar sent it", time.Since(sent).Round(time.Millisecond))
+	if run(t, ctx, "old pod", shows(`[data-pod="frontend-old-b"]`)) {
+		t.Fatal("the pod the snapshot dropped is still drawn")
+	}
+
+	// The strip: at 20 calls a second, columns with the version that
+	// answered, and this frontend's pod in the legend.
+	run(t, ctx, "choose a rate", chromedp.SetValue(chromedp.CSS("#strip-rate"), "20"))
+	run(t, ctx, "start the strip", chromedp.Evaluate[any](`document.getElementById("strip-rate").dispatchEvent(new Event("change"))`))
+	waitBrowser(t, ctx, "the strip's columns", shows(`#strip-bars .strip-seg[data-version]`))
+	legend := run(t, ctx, "legend", chromedp.Text(chromedp.CSS("#strip-legend")))
+	if !strings.Contains(legend, "frontend-proc-0") {
+		t.Fatalf("the strip's legend %q does not name the pod that answered", legend)
+	}
+	screenshot(t, ctx, "live-view.png")
 }

@@ -74,6 +74,9 @@ type settings struct {
 	// cluster panel links each of its parts to the lesson that explains
 	// it. Empty, the panel links nothing.
 	LessonsURL string `envconfig:"LESSONS_URL" default:"https://github.com/kubelab/kubelab/blob/main/docs/lessons"`
+	// ClusterViewURL is the live view's sidecar (clusterview), which
+	// /cluster/stream is relayed to; empty where the pod has none.
+	ClusterViewURL string `envconfig:"CLUSTERVIEW_URL"`
 
 	lifecycle.Config
 }
@@ -92,6 +95,8 @@ func (s *settings) Validate() error {
 		return errors.New("SESSION_KEY must be at least 16 characters")
 	case s.LessonsURL != "" && !absoluteHTTP(s.LessonsURL):
 		return fmt.Errorf("LESSONS_URL=%q must be an absolute http or https URL, or empty", s.LessonsURL)
+	case s.ClusterViewURL != "" && !absoluteHTTP(s.ClusterViewURL):
+		return fmt.Errorf("CLUSTERVIEW_URL=%q must be an absolute http URL, or empty", s.ClusterViewURL)
 	}
 	return nil
 }
@@ -146,14 +151,19 @@ func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	var clusterView *url.URL
+	if cfg.ClusterViewURL != "" {
+		clusterView, _ = url.Parse(cfg.ClusterViewURL) // Validate parsed it
+	}
 	srv, err := web.New(web.Deps{
 		Log: log, Build: info, Pod: self, Live: vols.current.Load, Backend: client, Health: checker, Metrics: metrics,
-		Auth:       auth.New(func() string { return vols.secret().Get(adminTokenKey, "") }, key),
-		Demo:       demo.New(log, checker.ForceUnready),
-		Crash:      func() { os.Exit(3) },
-		Started:    time.Now(),
-		LessonsURL: cfg.LessonsURL,
-		Pace:       web.Pace{MinRate: cfg.UploadMinRate, Window: cfg.UploadRateWindow},
+		Auth:        auth.New(func() string { return vols.secret().Get(adminTokenKey, "") }, key),
+		Demo:        demo.New(log, checker.ForceUnready),
+		Crash:       func() { os.Exit(3) },
+		Started:     time.Now(),
+		LessonsURL:  cfg.LessonsURL,
+		Pace:        web.Pace{MinRate: cfg.UploadMinRate, Window: cfg.UploadRateWindow},
+		ClusterView: clusterView,
 	})
 	if err != nil {
 		return err
@@ -164,7 +174,12 @@ func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) e
 		return fmt.Errorf("listen on HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
 	r := lifecycle.New(log, checker, cfg.Config)
-	r.HTTP("http", lis, &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second})
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second}
+	// Live views are streams that never end by themselves: without this
+	// the graceful stop would wait for them until SHUTDOWN_TIMEOUT.
+	// Their browsers reconnect, through the Service, to a pod that stays.
+	httpSrv.RegisterOnShutdown(srv.StopStreams)
+	r.HTTP("http", lis, httpSrv)
 	if cfg.MetricsAddr != "" {
 		metricsLis, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {

@@ -273,7 +273,13 @@ func (s *Server) info(l *Live, d demo.State, ready bool) Info {
 	}
 }
 
-func (s *Server) apiInfo(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) apiInfo(w http.ResponseWriter, r *http.Request) {
+	// The live view's traffic strip asks for a new connection each time
+	// (?strip): kube-proxy balances connections, not requests, so a
+	// browser's kept-alive connection would always reach the same pod.
+	if r.URL.Query().Has("strip") {
+		w.Header().Set("Connection", "close")
+	}
 	key := infoKey{live: s.Live(), demo: s.Demo.State(), ready: s.Health.Status().Ready}
 	s.infoMu.Lock()
 	if key != s.infoKey || s.infoBytes == nil {

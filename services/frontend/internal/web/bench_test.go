@@ -1,10 +1,17 @@
 package web
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,4 +98,89 @@ func BenchmarkGalleryRender(b *testing.B) {
 		clear(w.h)
 		s.renderAnswered(w, req, http.StatusOK, "page_gallery.html", data, nil)
 	}
+}
+
+// BenchmarkRelayFiftyViews: the frontend's share of 50 open live views,
+// each relayed from the clusterview sidecar (a stand-in here) to a browser
+// over loopback HTTP. An op is one event sent by the sidecar until all 50
+// browsers have read it; heap-B/view is what each relayed view holds.
+func BenchmarkRelayFiftyViews(b *testing.B) {
+	const views = 50
+	event := fmt.Appendf(nil, "data: {\"pad\":%q}\n\n", strings.Repeat("x", 6000))
+	var mu sync.Mutex
+	var streams []chan struct{}
+	sidecar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next := make(chan struct{}, 1)
+		mu.Lock()
+		streams = append(streams, next)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-next:
+				_, _ = w.Write(event)
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	defer sidecar.Close()
+	u, _ := url.Parse(sidecar.URL)
+	s := benchServer(b)
+	s.liveView = s.clusterProxy(u)
+	front := httptest.NewServer(s.Handler())
+	defer front.Close()
+	defer s.StopStreams()
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := make(chan struct{}, views)
+	for range views {
+		resp, err := http.Get(front.URL + "/cluster/stream") //nolint:bodyclose // closed by the defer below
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		go func() {
+			r := bufio.NewReaderSize(resp.Body, 16<<10)
+			for {
+				line, err := r.ReadBytes('\n')
+				if err != nil {
+					return
+				}
+				if bytes.HasPrefix(line, []byte("data: ")) {
+					got <- struct{}{}
+				}
+			}
+		}()
+	}
+	for {
+		mu.Lock()
+		n := len(streams)
+		mu.Unlock()
+		if n == views {
+			break
+		}
+		runtime.Gosched()
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for _, next := range streams {
+			next <- struct{}{}
+		}
+		for range views {
+			<-got
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/views, "heap-B/view")
 }

@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,9 +32,12 @@ type harness struct {
 	*httptest.Server
 	imageproc *proctest.Proc
 	live      atomic.Pointer[Live]
-	token     atomic.Pointer[string]
-	checker   *health.Checker
-	crashed   atomic.Int32
+	srv       *Server
+	// clusterView, when set before start, is the live view's sidecar.
+	clusterView *url.URL
+	token       atomic.Pointer[string]
+	checker     *health.Checker
+	crashed     atomic.Int32
 
 	// imageprocAddr is where gRPC clients reach imageproc directly.
 	imageprocAddr string
@@ -74,10 +78,12 @@ func (h *harness) start(t *testing.T) (*proctest.Proc, string) {
 		Auth:  auth.New(func() string { return *h.token.Load() }, []byte("0123456789abcdef")),
 		Demo:  demo.New(log, h.checker.ForceUnready),
 		Crash: func() { h.crashed.Add(1) }, Started: time.Now(), LessonsURL: testLessonsURL,
+		ClusterView: h.clusterView,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.srv = srv
 	h.Server = httptest.NewServer(srv.Handler())
 	t.Cleanup(h.Close)
 	return p, addr

@@ -465,6 +465,18 @@ func (s *Server) langFuncs(p *locale.Printer) template.FuncMap {
 		"ends": func(t time.Time) string {
 			return p.Must("format.ends", "Clock", p.Clock(t), "In", p.Duration(max(time.Until(t).Round(time.Second), 0)))
 		},
+		// words gives the page's script the messages it shows, by key.
+		"words": func(ids ...string) (map[string]string, error) {
+			out := make(map[string]string, len(ids))
+			for _, id := range ids {
+				s, err := p.T(id)
+				if err != nil {
+					return nil, err
+				}
+				out[id] = s
+			}
+			return out, nil
+		},
 		"problemTitle":  func(e *Error) string { return e.title(p) },
 		"problemDetail": func(e *Error) string { return e.detail(p) },
 	}

@@ -5,6 +5,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"fmt"
 	"hash/fnv"
@@ -12,6 +13,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +63,10 @@ type Deps struct {
 	// LessonsURL is where the course is published; the panel links each
 	// of its parts to a lesson there. Empty, it links nothing.
 	LessonsURL string
+	// ClusterView is the live view's clusterview sidecar, which
+	// /cluster/stream is proxied to; nil where the pod has none (make run,
+	// or an overlay without kustomize/components/live-view).
+	ClusterView *url.URL
 }
 
 // Server serves every route.
@@ -72,6 +79,12 @@ type Server struct {
 	color string
 	// Header values set on every response, allocated once.
 	servedBy, version []string
+
+	// liveView relays the live view's stream; nil without a sidecar.
+	liveView *httputil.ReverseProxy
+	// streaming ends when the server stops: see StopStreams.
+	streaming   context.Context
+	StopStreams context.CancelFunc
 
 	infoMu    sync.Mutex
 	infoKey   infoKey
@@ -91,6 +104,10 @@ func New(d Deps) (*Server, error) {
 		color:    VersionColor(d.Build.Version),
 		servedBy: []string{d.Build.Instance},
 		version:  []string{d.Build.Version},
+	}
+	s.streaming, s.StopStreams = context.WithCancel(context.Background())
+	if d.ClusterView != nil {
+		s.liveView = s.clusterProxy(d.ClusterView)
 	}
 	names, err := fs.Glob(assets, "templates/page_*.html")
 	if err != nil {
@@ -144,6 +161,10 @@ func (s *Server) Handler() http.Handler {
 	app("GET /api/v1/batches/{id}", s.apiGetBatch)
 
 	mux.HandleFunc("POST /lang", s.setLanguage)
+	// The live view is not an app route: the demo's faults must not hide
+	// the cluster from the instructor who injected them.
+	mux.HandleFunc("GET /cluster", s.clusterView)
+	mux.HandleFunc("GET /cluster/stream", s.clusterStream)
 	mux.HandleFunc("GET /admin", s.adminPage)
 	mux.HandleFunc("POST /admin/login", s.login)
 	mux.HandleFunc("POST /admin/logout", s.logout)

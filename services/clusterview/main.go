@@ -1,0 +1,163 @@
+// Command clusterview feeds the frontend's live view (/cluster): it watches
+// its pod's namespace with client-go's informers and streams a snapshot of
+// it, as server-sent events, whenever something changes.
+//
+// It runs as a sidecar in the frontend's pods (kustomize/components/live-view)
+// and listens on localhost only: the frontend proxies /cluster/stream to it.
+// It is a process of its own for two reasons. The ServiceAccount token that
+// lets it read the namespace is mounted into its container alone, so the
+// internet-facing frontend holds no credentials for the API server. And
+// client-go stays out of the frontend's binary: html/template calls methods
+// by name, which stops the linker from dropping any method of any type
+// reachable through an interface, and with client-go's informer factory
+// that is most of Kubernetes' API (docs/DESIGN.md has the figures).
+//
+// Without an API server it keeps serving, with the reason in every
+// snapshot: the frontend's pod must never go unready because of it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/kubelab/kubelab/services/clusterview/internal/stream"
+	"github.com/kubelab/kubelab/services/clusterview/internal/view"
+	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/config"
+)
+
+type settings struct {
+	// HTTPAddr is on localhost: only the frontend, in the same pod, asks.
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8081"`
+	// Namespace is the pod's own, from the Downward API: the Role lets
+	// clusterview read that namespace and no other.
+	Namespace string `envconfig:"POD_NAMESPACE"`
+	// LiveViewsMax bounds the browsers streamed to at once.
+	LiveViewsMax int    `envconfig:"LIVE_VIEWS_MAX" default:"100"`
+	LogLevel     string `envconfig:"LOG_LEVEL" default:"info"`
+	// ShutdownTimeout bounds the stop: streams end at once (browsers
+	// reconnect elsewhere), so little is needed.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"5s"`
+}
+
+func (s *settings) Validate() error {
+	switch {
+	case s.Namespace == "":
+		return errors.New("POD_NAMESPACE must name the namespace to watch (the Downward API's metadata.namespace)")
+	case s.LiveViewsMax <= 0:
+		return errors.New("LIVE_VIEWS_MAX must be positive")
+	case s.ShutdownTimeout <= 0:
+		return errors.New("SHUTDOWN_TIMEOUT must be positive")
+	}
+	return nil
+}
+
+func main() {
+	var cfg settings
+	if err := config.LoadEnv(&cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "clusterview: %v\n", err)
+		os.Exit(2)
+	}
+	info := build.Current("clusterview")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel))); err != nil {
+		fmt.Fprintf(os.Stderr, "clusterview: config: LOG_LEVEL: %v\n", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})).
+		With("service", info.Service, "version", info.Version, "pod", info.Instance)
+	// client-go logs through klog; this keeps its lines JSON too.
+	klog.SetSlogLogger(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg, info, log); err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) error {
+	hub := view.NewHub(cfg.LiveViewsMax)
+	watch, err := watcher(cfg, info, log, hub)
+	if err != nil {
+		return err
+	}
+
+	lis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /cluster/stream", stream.Handler(hub))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Streams never end by themselves: closing the hub ends them, so the
+	// graceful stop does not wait for SHUTDOWN_TIMEOUT.
+	srv.RegisterOnShutdown(hub.Close)
+
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	watched := make(chan error, 1)
+	go func() { watched <- watch(watchCtx) }()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	log.Info("serving", "addr", lis.Addr().String(), "namespace", cfg.Namespace)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case err := <-watched:
+		if err != nil {
+			return err
+		}
+	}
+	stopWatching()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("stop the http server: %w", err)
+	}
+	return <-watched
+}
+
+// watcher returns the loop that keeps hub current. Outside a pod with a
+// ServiceAccount token the loop only publishes why there is nothing to
+// watch, and the page says so.
+func watcher(cfg settings, info build.Info, log *slog.Logger, hub *view.Hub) (func(context.Context) error, error) {
+	rc, why := inCluster()
+	if rc == nil {
+		log.Warn("the live view has nothing to watch", "why", why)
+		return func(ctx context.Context) error { return view.Unwatched(ctx, hub, cfg.Namespace, why) }, nil
+	}
+	rc.UserAgent = info.Service + "/" + info.Version
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("make the Kubernetes client: %w", err)
+	}
+	return view.NewWatcher(log, client, cfg.Namespace, hub).Run, nil
+}
+
+// inCluster is client-go's in-cluster configuration (the ServiceAccount
+// token, CA and namespace mounted into this container, and the API
+// server's address in the environment), or why there is none.
+func inCluster() (*rest.Config, string) {
+	rc, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, "no Kubernetes API: " + err.Error()
+	}
+	return rc, ""
+}
