@@ -11,9 +11,9 @@ import (
 	"github.com/kubelab/kubelab/services/clusterview/internal/view"
 )
 
-// Heartbeat keeps an idle stream's connection open through proxies that
+// heartbeat keeps an idle stream's connection open through proxies that
 // close silent ones (the Ingress controller's read timeout is 60 s).
-const Heartbeat = 15 * time.Second
+const heartbeat = 15 * time.Second
 
 // writeWait bounds each write to a browser: one that stops reading is
 // dropped instead of holding a goroutine.
@@ -55,7 +55,7 @@ func Handler(hub *view.Hub) http.Handler {
 		if !send([]byte(retry)) {
 			return
 		}
-		tick := time.NewTicker(Heartbeat)
+		tick := time.NewTicker(heartbeat)
 		defer tick.Stop()
 		for {
 			select {

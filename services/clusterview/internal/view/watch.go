@@ -63,6 +63,9 @@ func NewWatcher(log *slog.Logger, client kubernetes.Interface, namespace string,
 		// retried by the informer with a backoff; the page says why.
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			w.mu.Lock()
+			if _, known := w.problems[name]; !known {
+				w.log.Warn("cannot watch; the live view says so", "resource", name, "err", err)
+			}
 			w.problems[name] = problem{why: err.Error(), version: inf.LastSyncResourceVersion()}
 			w.mu.Unlock()
 			w.poke()
