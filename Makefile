@@ -18,7 +18,7 @@ LDFLAGS  := -s -w -X github.com/kubelab/kubelab/services/platform/build.Version=
             -X github.com/kubelab/kubelab/services/platform/build.Revision=$(REVISION)
 
 SERVICES := imageproc frontend clusterview loadgen worker
-PACKAGES := ./proto/... ./services/platform/... ./services/imageproc/... ./services/frontend/... ./services/clusterview/... ./services/loadgen/... ./services/worker/... ./test/deploy/...
+PACKAGES := ./proto/... ./services/... ./test/deploy/...
 DATA     := .data
 
 .PHONY: help

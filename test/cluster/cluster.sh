@@ -473,7 +473,8 @@ scratch_image() {
 
 # Versions of the add-ons, each built from the Go module proxy
 # (metrics-server and local-path-provisioner by build-kubernetes.sh).
-COREDNS=v1.15.0
+# CoreDNS: the version addons/coredns/go.mod pins.
+COREDNS=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$here/addons/coredns/go.mod")
 LOCAL_PATH=v0.0.30
 METRICS_SERVER=v0.8.0
 TRAEFIK=v3.6.12
@@ -533,20 +534,18 @@ GO
   log "built traefik $TRAEFIK without lego's DNS providers ($((SECONDS - t))s)"
 }
 
-# build_coredns compiles addons/coredns/main.go, CoreDNS with only the
-# plugins a cluster here may use, in a throwaway module at $COREDNS. The
-# binary's name carries a hash of main.go, so a changed plugin list builds
-# anew.
-coredns_bin=$ADDONS/bin/coredns-$COREDNS-$(sha256sum "$here/addons/coredns/main.go" | cut -c1-12)
+# build_coredns compiles addons/coredns: main.go, CoreDNS with only the
+# plugins a cluster here may use, in its own module (go.mod and go.sum pin
+# CoreDNS and what it needs), copied out of the repository so that the
+# build writes nothing into it. The binary's name carries a hash of the
+# module's files, so a changed plugin list or version builds anew.
+coredns_bin=$ADDONS/bin/coredns-$COREDNS-$(cat "$here"/addons/coredns/{main.go,go.mod,go.sum} | sha256sum | cut -c1-12)
 build_coredns() {
   [[ -x $coredns_bin ]] && return 0
   local t=$SECONDS mod=$ADDONS/coredns-module
   rm -rf "$mod" && mkdir -p "$mod"
-  cp "$here/addons/coredns/main.go" "$mod/"
-  printf 'module kubelab/corednsbuild\n\ngo 1.26.0\n' >"$mod/go.mod"
-  (cd "$mod" && export CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod &&
-    go_get github.com/coredns/coredns@$COREDNS
-    go build -trimpath -ldflags "-s -w" -o "$coredns_bin" .)
+  cp "$here"/addons/coredns/{main.go,go.mod,go.sum} "$mod/"
+  (cd "$mod" && CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "-s -w" -o "$coredns_bin" .)
   log "built coredns $COREDNS with kubelab's plugin list ($((SECONDS - t))s)"
 }
 

@@ -294,7 +294,7 @@ var (
 // repoSources is what go reports a package of this repository is compiled
 // from: the absolute directory of every package of the workspace's own
 // modules it imports, directly or not, and the go.mod of each of their
-// modules. Asked once per package: the break tests reuse the answer.
+// modules (one: the application is one module). Asked once per package: the break tests reuse the answer.
 func repoSources(t *testing.T, pkg string) []string {
 	t.Helper()
 	sourcesMu.Lock()

@@ -4,8 +4,8 @@
 // own plugin.cfg. The stock binary also compiles the cloud DNS providers
 // (Route 53, Azure, Cloud DNS), etcd, Nomad and Datadog tracing, which a
 // cluster here never uses and which cost the cold test-cluster build
-// minutes (test/cluster/README.md). cluster.sh builds it in a throwaway
-// module at the CoreDNS version it pins.
+// minutes (test/cluster/README.md). It is its own module, outside
+// kubelab's: go.mod pins the CoreDNS version, and cluster.sh builds a copy.
 package main
 
 import (
