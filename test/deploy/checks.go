@@ -76,6 +76,7 @@ var Checks = map[string]Check{
 	"ingress-body":  CheckIngressBodySize,
 	"hpa-replicas":  CheckHPAReplicas,
 	"change-cause":  CheckChangeCause,
+	"trace-export":  CheckTraceExport,
 }
 
 // CheckSelectors: a workload's selector must match its own pod template,

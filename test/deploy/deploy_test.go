@@ -309,6 +309,26 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 				four := int32(4)
 				deployment(o, "frontend").Spec.Replicas = &four
 			}},
+			// The network policies as they were before the collector: the
+			// default deny drops every span.
+			{"trace-export", "no NetworkPolicy allows this egress", func(o []Object) {
+				np, _ := find[*networkingv1.NetworkPolicy](o, "allow-otlp")
+				np.Spec.Egress = nil
+			}},
+			{"trace-export", "no NetworkPolicy allows this ingress", func(o []Object) {
+				np, _ := find[*networkingv1.NetworkPolicy](o, "otel-collector")
+				port := intstr.FromInt32(4318)
+				np.Spec.Ingress[0].Ports[0].Port = &port
+			}},
+			// The collector in another namespace, as the component once said.
+			{"trace-export", "no Service of that name", func(o []Object) {
+				c := &deployment(o, "imageproc").Spec.Template.Spec.Containers[0]
+				for i := range c.Env {
+					if c.Env[i].Name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+						c.Env[i].Value = "http://otel-collector.observability:4317"
+					}
+				}
+			}},
 		},
 	}
 	type broken struct {
