@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
@@ -571,5 +572,6 @@ func (w *Worker) logProgress(msg string, rate float64) {
 // traceparent imageproc stored with the batch; invalid when there was no
 // trace then (or imageproc is older).
 func batchSpanContext(t *imageprocv1.Task) trace.SpanContext {
-	return trace.SpanContext{}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": t.GetBatchTraceparent()})
+	return trace.SpanContextFromContext(ctx)
 }
