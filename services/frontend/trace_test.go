@@ -91,12 +91,17 @@ func startCollector(t *testing.T) (*collector, string) {
 	return c, "http://" + lis.Addr().String()
 }
 
-// TestProcessUploadIsOneTrace uploads a photo through the frontend's API
-// and follows its trace through the collector: the frontend's HTTP server
-// span, its gRPC client span, imageproc's gRPC server span, and the
-// PostgreSQL statements that stored the photo, each the child of the one
-// before, with each process named as the OpenTelemetry environment says.
-func TestProcessUploadIsOneTrace(t *testing.T) {
+// traced is the frontend and imageproc, on PostgreSQL, exporting their
+// spans to a collector.
+type traced struct {
+	spans     *collector
+	otel      []string // the services' OTEL_* environment
+	frontend  string   // its base URL
+	imageproc string   // its gRPC address
+}
+
+func startTraced(t *testing.T) *traced {
+	t.Helper()
 	db := pgtest.Start(t).URL(t, "traces")
 	migrate := exec.CommandContext(t.Context(), proctest.Build(t, "github.com/kubelab/kubelab/services/imageproc"), "migrate")
 	migrate.Env = append(migrate.Environ(), "DATABASE_URL="+db)
@@ -104,22 +109,28 @@ func TestProcessUploadIsOneTrace(t *testing.T) {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 	spans, endpoint := startCollector(t)
-	otel := []string{
+	s := &traced{spans: spans, otel: []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
 		// Export within 50ms rather than 5s: the test polls for the spans.
 		"OTEL_BSP_SCHEDULE_DELAY=50",
-	}
-	backend := imageproctest.Start(t, "imageproc-0", "", append(otel, "DATABASE_URL="+db,
+	}}
+	backend := imageproctest.Start(t, "imageproc-0", "", append(s.otel, "DATABASE_URL="+db,
 		"OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=proctest")...)
+	s.imageproc = backend.Addr
 	addr := proctest.FreeAddr(t)
-	proctest.Start(t, "frontend", proctest.Build(t, "."), nil, append(otel,
+	s.frontend = "http://" + addr
+	proctest.Start(t, "frontend", proctest.Build(t, "."), nil, append(s.otel,
 		"HTTP_ADDR="+addr, "METRICS_ADDR=", "IMAGEPROC_ADDR="+backend.Addr, "IMAGEPROC_BALANCING=pick_first", "POD_NAME=frontend-0",
 		// OTEL_SERVICE_NAME wins over the service.name of the attributes,
 		// and both over the build's "frontend".
 		"OTEL_SERVICE_NAME=photo-frontend", "OTEL_RESOURCE_ATTRIBUTES=service.name=not-this,deployment.environment.name=proctest")...)
-	proctest.WaitFor(t, "frontend ready", 20*time.Second, func() bool { return proctest.Status("http://"+addr+"/readyz") == http.StatusOK })
+	proctest.WaitFor(t, "frontend ready", 20*time.Second, func() bool { return proctest.Status(s.frontend+"/readyz") == http.StatusOK })
+	return s
+}
 
-	resp, err := http.Post("http://"+addr+"/api/v1/images?filename=traced.jpg", "image/jpeg", bytes.NewReader(pipelinetest.JPEG(64, 48, 1))) //nolint:noctx // test
+func (s *traced) upload(t *testing.T, filename string) {
+	t.Helper()
+	resp, err := http.Post(s.frontend+"/api/v1/images?filename="+filename, "image/jpeg", bytes.NewReader(pipelinetest.JPEG(64, 48, 1))) //nolint:noctx // test
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,10 +138,20 @@ func TestProcessUploadIsOneTrace(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload: %s", resp.Status)
 	}
+}
 
+// TestProcessUploadIsOneTrace uploads a photo through the frontend's API
+// and follows its trace through the collector: the frontend's HTTP server
+// span, its gRPC client span, imageproc's gRPC server span, and the
+// PostgreSQL statements that stored the photo, each the child of the one
+// before, with each process named as the OpenTelemetry environment says.
+func TestProcessUploadIsOneTrace(t *testing.T) {
+	s := startTraced(t)
+	spans := s.spans
+	s.upload(t, "traced.jpg")
 	var chain []span // HTTP server, gRPC client, gRPC server, query
 	proctest.WaitFor(t, "the upload's spans at the collector", 20*time.Second, func() bool {
-		chain = uploadChain(spans.received())
+		chain = callChain(spans.received(), "POST /api/v1/images", "imageproc.v1.ImageService/Upload")
 		return len(chain) == 4
 	})
 	httpSpan, client, server, query := chain[0], chain[1], chain[2], chain[3]
@@ -161,9 +182,11 @@ func TestProcessUploadIsOneTrace(t *testing.T) {
 	}
 }
 
-// uploadChain finds, among spans, the upload's HTTP server span and its
-// descendants down to a PostgreSQL statement, or returns what it found.
-func uploadChain(spans []span) []span {
+// callChain finds, among spans, the frontend's server span named route
+// and its descendants down to a PostgreSQL statement: the gRPC client span
+// of method, imageproc's server span of it, a statement. It returns as
+// much of the chain as it found.
+func callChain(spans []span, route, method string) []span {
 	children := map[string][]span{}
 	for _, s := range spans {
 		children[string(s.GetParentSpanId())] = append(children[string(s.GetParentSpanId())], s)
@@ -176,23 +199,83 @@ func uploadChain(spans []span) []span {
 		}
 		return span{}, false
 	}
+	var longest []span
 	for _, root := range spans {
-		if root.GetName() != "POST /api/v1/images" {
+		if root.GetName() != route {
 			continue
 		}
-		client, ok := child(root, func(s span) bool { return s.GetName() == "imageproc.v1.ImageService/Upload" })
-		if !ok {
-			return []span{root}
+		chain := []span{root}
+		for _, ok := range []func(span) bool{
+			func(s span) bool { return s.GetName() == method && s.GetKind() == tracepb.Span_SPAN_KIND_CLIENT },
+			func(s span) bool { return s.GetName() == method && s.GetKind() == tracepb.Span_SPAN_KIND_SERVER },
+			func(s span) bool { return s.attr("db.system.name") == "postgresql" },
+		} {
+			next, found := child(chain[len(chain)-1], ok)
+			if !found {
+				break
+			}
+			chain = append(chain, next)
 		}
-		server, ok := child(client, func(s span) bool { return s.GetName() == "imageproc.v1.ImageService/Upload" })
-		if !ok {
-			return []span{root, client}
+		if len(chain) > len(longest) {
+			longest = chain
 		}
-		query, ok := child(server, func(s span) bool { return s.attr("db.system.name") == "postgresql" })
-		if !ok {
-			return []span{root, client, server}
-		}
-		return []span{root, client, server, query}
 	}
-	return nil
+	return longest
+}
+
+// TestProcessTaskTraceLinksToItsBatch submits a batch through the frontend
+// and runs the worker: each task is a trace of its own, in the worker's
+// name, linked to imageproc's SubmitBatch span of the batch's trace, with
+// the task's calls to imageproc as children.
+func TestProcessTaskTraceLinksToItsBatch(t *testing.T) {
+	s := startTraced(t)
+	s.upload(t, "batched.jpg")
+	resp, err := http.Post(s.frontend+"/api/v1/batches", "application/json", //nolint:noctx // test
+		bytes.NewReader([]byte(`{"operations":[{"thumbnail":{"size":32}}]}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("submit batch: %s", resp.Status)
+	}
+	worker := proctest.Start(t, "worker", proctest.Build(t, "github.com/kubelab/kubelab/services/worker"), nil, append(s.otel,
+		"IMAGEPROC_ADDR="+s.imageproc, "IMAGEPROC_BALANCING=pick_first", "METRICS_ADDR=", "POD_NAME=worker-0")...)
+	if code := worker.Wait(t, time.Minute); code != 0 {
+		t.Fatalf("worker exited %d", code)
+	}
+
+	var batch []span
+	var task, download span
+	proctest.WaitFor(t, "the batch's and the task's spans at the collector", 20*time.Second, func() bool {
+		spans := s.spans.received()
+		if batch = callChain(spans, "POST /api/v1/batches", "imageproc.v1.QueueService/SubmitBatch"); len(batch) < 3 {
+			return false
+		}
+		for _, sp := range spans {
+			if sp.GetName() == "process task" {
+				task = sp
+			}
+		}
+		for _, sp := range spans {
+			if task.Span != nil && bytes.Equal(sp.GetParentSpanId(), task.GetSpanId()) && sp.GetName() == "imageproc.v1.ImageService/Download" {
+				download = sp
+			}
+		}
+		return task.Span != nil && download.Span != nil
+	})
+	submit := batch[2] // imageproc's SubmitBatch server span
+	if task.service() != "worker" || task.GetKind() != tracepb.Span_SPAN_KIND_CONSUMER {
+		t.Errorf("task span of service %q, kind %v; want worker, consumer", task.service(), task.GetKind())
+	}
+	if len(task.GetParentSpanId()) != 0 || bytes.Equal(task.GetTraceId(), submit.GetTraceId()) {
+		t.Errorf("the task's span is not the root of a trace of its own")
+	}
+	links := task.GetLinks()
+	if len(links) != 1 || !bytes.Equal(links[0].GetTraceId(), submit.GetTraceId()) || !bytes.Equal(links[0].GetSpanId(), submit.GetSpanId()) {
+		t.Errorf("task links %v, want one to SubmitBatch's span %x/%x", links, submit.GetTraceId(), submit.GetSpanId())
+	}
+	if !bytes.Equal(download.GetTraceId(), task.GetTraceId()) || download.service() != "worker" {
+		t.Errorf("the task's Download call is not in its trace")
+	}
 }
