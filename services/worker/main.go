@@ -144,6 +144,14 @@ func isTransient(err error) bool {
 }
 
 func run(ctx context.Context, cmd string, cfg settings, info build.Info, log *slog.Logger) error {
+	shutdownTracing, err := telemetry.SetupTracing(ctx, info)
+	if err != nil {
+		return err
+	}
+	// A Job's pod exits when the work is done: the last tasks' spans are
+	// flushed first.
+	defer shutdownTracing(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
+
 	conn, err := grpcclient.Dial(grpcclient.Options{Target: cfg.Imageproc, Balancing: cfg.Balancing,
 		HealthService: "imageproc.v1.QueueService"})
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
@@ -117,6 +119,12 @@ func Dial(o Options, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 		// Pings find a dead connection (a pod that vanished without a
 		// FIN) in seconds rather than at the next call's deadline.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 5 * time.Second}),
+		// A client span per call, and the caller's trace context sent in
+		// its metadata (traceparent), so the server's span joins the
+		// caller's trace. Health checks are left out: a subchannel's
+		// Watch stream lives as long as the connection and belongs to no
+		// request.
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 	}, extra...)
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {

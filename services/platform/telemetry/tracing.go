@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -16,28 +18,31 @@ import (
 	"github.com/kubelab/kubelab/services/platform/build"
 )
 
-// SetupTracing installs W3C trace-context propagation and, only when
-// OTEL_EXPORTER_OTLP_ENDPOINT (or its traces-specific variant) is set, a
-// batching OTLP/gRPC exporter configured by the standard OTEL_* variables.
-// Without a collector, spans are never recorded, so tracing costs nothing;
-// with one that is down, spans are dropped, never the request. The returned
-// function flushes pending spans; call it on shutdown.
+// SetupTracing installs W3C trace-context propagation and, when the
+// OpenTelemetry environment asks for an exporter (see exportWanted), a
+// tracer provider that batches spans to it. The exporter is the one the
+// standard variables choose (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_*:
+// the contrib autoexport package reads them as every OpenTelemetry SDK
+// does), and the resource is build.Info's service, version and instance
+// overridden by OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
+//
+// Without an exporter, spans are never recorded, so tracing costs nothing;
+// the trace context of an incoming call still reaches the outgoing ones, so
+// a trace passes through a service that does not export. With a collector
+// that is down, spans are dropped, never the request. The returned function
+// flushes pending spans; call it on shutdown.
 func SetupTracing(ctx context.Context, info build.Info) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+	if !exportWanted(os.Getenv) {
 		return func(context.Context) error { return nil }, nil
 	}
-	exp, err := otlptracegrpc.New(ctx)
+	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("create OTLP trace exporter: %w", err)
+		return nil, fmt.Errorf("create trace exporter (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_PROTOCOL): %w", err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
-		semconv.ServiceName(info.Service),
-		semconv.ServiceVersion(info.Version),
-		semconv.ServiceInstanceID(info.Instance),
-	))
+	res, err := Resource(ctx, info)
 	if err != nil {
-		return nil, fmt.Errorf("build trace resource: %w", err)
+		return nil, err
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
@@ -46,6 +51,50 @@ func SetupTracing(ctx context.Context, info build.Info) (shutdown func(context.C
 		defer cancel()
 		return tp.Shutdown(ctx)
 	}, nil
+}
+
+// exportWanted decides whether spans are exported at all. The OpenTelemetry
+// default, OTLP to localhost:4317, would have every process dial a
+// collector that is not there and record every span for nothing, so
+// kubelab exports only when told to: OTEL_TRACES_EXPORTER names an
+// exporter (console to read spans on stdout), or an OTLP endpoint is set.
+// OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none turn it off
+// whatever else is set.
+func exportWanted(getenv func(string) string) bool {
+	if disabled, _ := strconv.ParseBool(strings.TrimSpace(getenv("OTEL_SDK_DISABLED"))); disabled {
+		return false
+	}
+	switch exporters := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exporters {
+	case "none":
+		return false
+	case "":
+		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	default:
+		return true
+	}
+}
+
+// Resource describes this process in its spans. build.Info gives the
+// defaults; OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME, override
+// them: resource.New merges its options in order, the later winning, so
+// the environment comes last. An operator can then rename a service
+// (frontend-canary) or add deployment.environment.name without a rebuild.
+func Resource(ctx context.Context, info build.Info) (*resource.Resource, error) {
+	res, err := resource.New(ctx,
+		resource.WithTelemetrySDK(),
+		resource.WithAttributes(
+			semconv.ServiceName(info.Service),
+			semconv.ServiceVersion(info.Version),
+			semconv.ServiceInstanceID(info.Instance),
+		),
+		resource.WithFromEnv(),
+	)
+	if err != nil {
+		// A malformed OTEL_RESOURCE_ATTRIBUTES is the usual cause: say
+		// which variable, as the error alone does not.
+		return nil, fmt.Errorf("build the trace resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME): %w", err)
+	}
+	return res, nil
 }
 
 // FlushTimeout bounds the flush of pending spans at exit: with a collector

@@ -2373,9 +2373,12 @@ type Task struct {
 	Attempts        int32                  `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	LeaseExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=lease_expire_time,json=leaseExpireTime,proto3" json:"lease_expire_time,omitempty"`
 	// The last error reported with FailTask.
-	LastError     string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastError string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// The W3C traceparent of the call that queued the task's batch, empty if
+	// there was no trace: a worker links the task's own trace to it.
+	BatchTraceparent string `protobuf:"bytes,9,opt,name=batch_traceparent,json=batchTraceparent,proto3" json:"batch_traceparent,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -2460,6 +2463,13 @@ func (x *Task) GetLeaseExpireTime() *timestamppb.Timestamp {
 func (x *Task) GetLastError() string {
 	if x != nil {
 		return x.LastError
+	}
+	return ""
+}
+
+func (x *Task) GetBatchTraceparent() string {
+	if x != nil {
+		return x.BatchTraceparent
 	}
 	return ""
 }
@@ -3449,7 +3459,7 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\apending\x18\x05 \x01(\x05R\apending\x12\x16\n" +
 	"\x06leased\x18\x06 \x01(\x05R\x06leased\x12\x12\n" +
 	"\x04done\x18\a \x01(\x05R\x04done\x12\x16\n" +
-	"\x06failed\x18\b \x01(\x05R\x06failed\"\x92\x02\n" +
+	"\x06failed\x18\b \x01(\x05R\x06failed\"\xbf\x02\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bbatch_id\x18\x02 \x01(\tR\abatchId\x12\x19\n" +
@@ -3459,7 +3469,8 @@ const file_imageproc_v1_imageproc_proto_rawDesc = "" +
 	"\battempts\x18\x06 \x01(\x05R\battempts\x12F\n" +
 	"\x11lease_expire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\b \x01(\tR\tlastError\"\x98\x01\n" +
+	"last_error\x18\b \x01(\tR\tlastError\x12+\n" +
+	"\x11batch_traceparent\x18\t \x01(\tR\x10batchTraceparent\"\x98\x01\n" +
 	"\x12SubmitBatchRequest\x12\x1b\n" +
 	"\timage_ids\x18\x01 \x03(\tR\bimageIds\x127\n" +
 	"\n" +

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
 	"github.com/kubelab/kubelab/services/frontend/internal/auth"
 	"github.com/kubelab/kubelab/services/frontend/internal/backend"
 	"github.com/kubelab/kubelab/services/frontend/internal/demo"
@@ -182,7 +184,21 @@ func (s *Server) Handler() http.Handler {
 
 	crossOrigin := http.NewCrossOriginProtection()
 	crossOrigin.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
-	return s.Metrics.Middleware(s.headers(crossOrigin.Handler(s.paceBodies(mux))))
+	return otelhttp.NewHandler(s.Metrics.Middleware(s.headers(crossOrigin.Handler(s.paceBodies(mux)))), "frontend",
+		otelhttp.WithFilter(traced))
+}
+
+// traced says which requests get a server span: not probes, assets or the
+// live view's stream, which kubelet, every page and an open /cluster tab
+// make all the time and which call nothing behind the frontend. The span
+// is named after the route (POST /api/v1/images), from r.Pattern, which
+// the mux sets on the very request every middleware here passes on.
+func traced(r *http.Request) bool {
+	switch p := r.URL.Path; {
+	case p == "/healthz", p == "/readyz", p == "/theme.css", p == "/cluster/stream", strings.HasPrefix(p, "/static/"):
+		return false
+	}
+	return true
 }
 
 // crossOrigin answers a state-changing request that a browser says came

@@ -42,7 +42,7 @@ var taskStates = map[store.TaskState]imageprocv1.TaskState{
 func taskToProto(t store.Task) *imageprocv1.Task {
 	out := &imageprocv1.Task{
 		Id: fmt.Sprint(t.ID), BatchId: t.BatchID, ImageId: t.ImageID, Spec: t.Spec,
-		State: taskStates[t.State], Attempts: int32(t.Attempts), LastError: t.LastError,
+		State: taskStates[t.State], Attempts: int32(t.Attempts), LastError: t.LastError, BatchTraceparent: t.BatchTraceparent,
 	}
 	if t.State == store.Leased {
 		out.LeaseExpireTime = timestamppb.New(t.LeaseExpiresAt)

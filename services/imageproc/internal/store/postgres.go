@@ -53,6 +53,7 @@ func NewPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
+	cfg.ConnConfig.Tracer = newPgTracer()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres pool: %w", err)
@@ -268,7 +269,7 @@ func (p *Postgres) ListVariants(ctx context.Context, imageID string) ([]Variant,
 
 func (p *Postgres) CreateBatch(ctx context.Context, id, spec string, imageIDs []string) (Batch, error) {
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO batches (id, spec) VALUES ($1, $2)`, id, spec); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO batches (id, spec, traceparent) VALUES ($1, $2, $3)`, id, spec, traceparent(ctx)); err != nil {
 			return err
 		}
 		if len(imageIDs) == 0 {
@@ -314,7 +315,7 @@ func (p *Postgres) QueueMissing(ctx context.Context, id, spec string, dryRun boo
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('queue missing ' || $1::text))`, spec); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO batches (id, spec) VALUES ($1, $2)`, id, spec); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO batches (id, spec, traceparent) VALUES ($1, $2, $3)`, id, spec, traceparent(ctx)); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, queueMissingSQL, id, spec)
@@ -357,7 +358,7 @@ const taskCols = `id, batch_id, image_id, spec, state, attempts, coalesce(lease_
 func scanTask(row pgx.Row) (Task, error) {
 	var t Task
 	var expires *time.Time // NULL unless leased
-	err := row.Scan(&t.ID, &t.BatchID, &t.ImageID, &t.Spec, &t.State, &t.Attempts, &t.LeaseOwner, &expires, &t.LastError)
+	err := row.Scan(&t.ID, &t.BatchID, &t.ImageID, &t.Spec, &t.State, &t.Attempts, &t.LeaseOwner, &expires, &t.LastError, &t.BatchTraceparent)
 	if expires != nil {
 		t.LeaseExpiresAt = *expires
 	}
@@ -415,7 +416,7 @@ const claimSQL = `WITH picked AS (
 	UPDATE tasks t SET state = 'leased', lease_owner = $1,
 		lease_expires_at = now() + $5::interval, attempts = attempts + 1
 	FROM picked WHERE t.id = picked.pick
-	RETURNING ` + taskCols
+	RETURNING ` + taskCols + `, (SELECT traceparent FROM batches b WHERE b.id = t.batch_id)`
 
 // held is the condition for a worker still holding a task's lease.
 const held = `id = $1 AND state = 'leased' AND lease_owner = $2 AND lease_expires_at >= now()`

@@ -31,6 +31,8 @@ CREATE INDEX tasks_image ON tasks (image_id);
 `, `
 ALTER TABLE images ADD COLUMN delete_token_hash TEXT NOT NULL DEFAULT '';
 ALTER TABLE images ADD COLUMN decode_error TEXT NOT NULL DEFAULT '';
+`, `
+ALTER TABLE batches ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
 `}
 
 const sqliteSchema = `
@@ -128,7 +130,7 @@ func scanVariantSQL(r scanner) (Variant, error) {
 func scanTaskSQL(r scanner) (Task, error) {
 	var t Task
 	var exp int64
-	err := r.Scan(&t.ID, &t.BatchID, &t.ImageID, &t.Spec, &t.State, &t.Attempts, &t.LeaseOwner, &exp, &t.LastError)
+	err := r.Scan(&t.ID, &t.BatchID, &t.ImageID, &t.Spec, &t.State, &t.Attempts, &t.LeaseOwner, &exp, &t.LastError, &t.BatchTraceparent)
 	if exp != 0 {
 		t.LeaseExpiresAt = fromNanos(exp)
 	}
@@ -266,7 +268,7 @@ func (s *SQLite) ListVariants(ctx context.Context, imageID string) ([]Variant, e
 
 func (s *SQLite) CreateBatch(ctx context.Context, id, spec string, imageIDs []string) (Batch, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO batches VALUES (?, ?, ?)`, id, spec, stamp()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO batches (id, spec, created_at, traceparent) VALUES (?, ?, ?, ?)`, id, spec, stamp(), traceparent(ctx)); err != nil {
 			return err
 		}
 		if len(imageIDs) == 0 {
@@ -296,7 +298,7 @@ func (s *SQLite) CreateBatch(ctx context.Context, id, spec string, imageIDs []st
 func (s *SQLite) QueueMissing(ctx context.Context, id, spec string, dryRun bool) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO batches VALUES (?, ?, ?)`, id, spec, stamp()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO batches (id, spec, created_at, traceparent) VALUES (?, ?, ?, ?)`, id, spec, stamp(), traceparent(ctx)); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO tasks (batch_id, image_id, spec)
@@ -351,7 +353,7 @@ func (s *SQLite) ClaimTasks(ctx context.Context, c Claim) ([]Task, error) {
 				  AND (state = 'pending' AND not_before <= ?3 OR state = 'leased' AND lease_expires_at < ?3)
 				  AND (?4 = 0 OR id % ?4 = ?5)
 				ORDER BY id LIMIT ?6)
-			RETURNING `+sqliteTaskCols,
+			RETURNING `+sqliteTaskCols+`, (SELECT traceparent FROM batches WHERE batches.id = tasks.batch_id)`,
 			c.Worker, now+c.Lease.Nanoseconds(), now, c.ShardCount, c.ShardIndex, c.Max)
 		tasks, err = collect(rows, err, scanTaskSQL)
 		return err

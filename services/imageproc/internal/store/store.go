@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 var (
@@ -72,6 +74,9 @@ type Task struct {
 	LeaseOwner     string
 	LeaseExpiresAt time.Time
 	LastError      string
+	// BatchTraceparent is the W3C traceparent of the request that queued
+	// the task's batch, or empty: a worker links its trace to it.
+	BatchTraceparent string
 }
 
 // Batch is a group of tasks and their progress.
@@ -174,3 +179,12 @@ func leaseLost(taskID int64, worker string) error {
 
 // reasonExpired is the error recorded on a task whose last lease expired.
 const reasonExpired = "lease expired on the last attempt (worker crashed or too slow)"
+
+// traceparent is the W3C traceparent of the span in ctx, empty outside a
+// trace. A batch keeps its creator's: the tasks are worked later, by
+// another process, in traces of their own that link back to it.
+func traceparent(ctx context.Context) string {
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return carrier["traceparent"]
+}

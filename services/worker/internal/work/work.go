@@ -19,6 +19,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -92,6 +98,7 @@ type Worker struct {
 	queue   imageprocv1.QueueServiceClient
 	log     *slog.Logger
 	metrics *Metrics
+	tracer  trace.Tracer
 
 	done, failed, retried, released, lost atomic.Int64
 	open                                  atomic.Int64
@@ -99,7 +106,8 @@ type Worker struct {
 
 // New returns a Worker. metrics may be nil.
 func New(cfg Config, images imageprocv1.ImageServiceClient, queue imageprocv1.QueueServiceClient, log *slog.Logger, metrics *Metrics) *Worker {
-	return &Worker{cfg: cfg, images: images, queue: queue, log: log, metrics: metrics}
+	return &Worker{cfg: cfg, images: images, queue: queue, log: log, metrics: metrics,
+		tracer: otel.Tracer("github.com/kubelab/kubelab/services/worker/internal/work")}
 }
 
 // Stats returns the counts so far.
@@ -287,6 +295,8 @@ func (e failedAttempt) Unwrap() error { return e.err }
 
 func (w *Worker) process(ctx context.Context, t leased) {
 	start := time.Now()
+	ctx, span := w.startSpan(ctx, t.Task)
+	defer span.End()
 	log := w.log.With("task", t.GetId(), "image", t.GetImageId(), "spec", t.GetSpec(), "attempt", t.GetAttempts())
 	taskCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -304,6 +314,10 @@ func (w *Worker) process(ctx context.Context, t leased) {
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer fcancel()
 	var failed failedAttempt
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(otelcodes.Error, err.Error())
+	}
 	switch {
 	case err == nil:
 		_, cerr := w.queue.CompleteTask(fctx, &imageprocv1.CompleteTaskRequest{TaskId: t.GetId(), Worker: w.cfg.Name})
@@ -350,6 +364,27 @@ func (w *Worker) process(ctx context.Context, t leased) {
 		w.count(&w.released, "released", start)
 		log.Info("task released", "err", err)
 	}
+}
+
+// startSpan starts the task's trace: a task is work of its own, done
+// minutes or hours after the request that queued it, so it is a new trace
+// (a span as long as a batch would be useless), linked to the batch's.
+// Every call made for the task (download, upload, lease renewals,
+// completion) is a child of this span.
+func (w *Worker) startSpan(ctx context.Context, t *imageprocv1.Task) (context.Context, trace.Span) {
+	opts := []trace.SpanStartOption{
+		trace.WithNewRoot(),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process"), semconv.MessagingMessageID(t.GetId()),
+			attribute.String("kubelab.batch.id", t.GetBatchId()), attribute.String("kubelab.image.id", t.GetImageId()),
+			attribute.String("kubelab.variant.spec", t.GetSpec()), attribute.Int("kubelab.task.attempt", int(t.GetAttempts())),
+		),
+	}
+	if batch := batchSpanContext(t); batch.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: batch}))
+	}
+	return w.tracer.Start(ctx, "process task", opts...)
 }
 
 func (w *Worker) count(c *atomic.Int64, outcome string, start time.Time) {
@@ -531,4 +566,12 @@ func (w *Worker) logProgress(msg string, rate float64) {
 	s := w.Stats()
 	w.log.Info(msg, "done", s.Done, "failed", s.Failed, "retried", s.Retried, "released", s.Released, "lost", s.Lost,
 		"remaining", w.open.Load(), "tasks_per_s", float64(int(rate*10))/10)
+}
+
+// batchSpanContext is the span that queued t's batch, from the W3C
+// traceparent imageproc stored with the batch; invalid when there was no
+// trace then (or imageproc is older).
+func batchSpanContext(t *imageprocv1.Task) trace.SpanContext {
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": t.GetBatchTraceparent()})
+	return trace.SpanContextFromContext(ctx)
 }

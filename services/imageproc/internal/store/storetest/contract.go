@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kubelab/kubelab/services/imageproc/internal/store"
 )
 
@@ -29,6 +31,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeleteCascades", testDelete},
 		{"DeleteTokenAndDecodeErrorKept", testImageRecords},
 		{"BatchProgress", testBatch},
+		{"TasksCarryTheirBatchTraceparent", testBatchTraceparent},
 		{"ClaimLeaseComplete", testClaim},
 		{"ExpiredLeaseReturns", testExpiry},
 		{"FailAndMaxAttempts", testFail},
@@ -234,6 +237,40 @@ func testBatch(t *testing.T, f Factory) {
 	}
 	if _, err := s.GetBatch(c, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing batch: %v", err)
+	}
+}
+
+// testBatchTraceparent: a batch queued inside a trace hands that trace's
+// context to each of its tasks, whether queued by id, for every image or
+// for missing variants; one queued outside a trace hands on nothing.
+func testBatchTraceparent(t *testing.T, f Factory) {
+	s := f(t, 3)
+	mustImages(t, s, 3)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x4b, 0x75, 0x62, 0x65}, SpanID: trace.SpanID{0x6c, 0x61, 0x62}, TraceFlags: trace.FlagsSampled,
+	})
+	traced := trace.ContextWithSpanContext(ctx(t), sc)
+	const want = "00-4b756265000000000000000000000000-6c61620000000000-01"
+	if _, err := s.CreateBatch(traced, "by-id", "s1", []string{"img00000"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBatch(traced, "every", "s2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.QueueMissing(traced, "missing", "s3", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBatch(ctx(t), "untraced", "s4", []string{"img00001"}); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := s.ClaimTasks(ctx(t), store.Claim{Worker: "w", Max: 100, Lease: time.Minute})
+	if err != nil || len(tasks) != 8 {
+		t.Fatalf("claim = %d tasks, %v; want 8", len(tasks), err)
+	}
+	for _, tk := range tasks {
+		if w := map[bool]string{true: "", false: want}[tk.BatchID == "untraced"]; tk.BatchTraceparent != w {
+			t.Errorf("task of batch %s: traceparent %q, want %q", tk.BatchID, tk.BatchTraceparent, w)
+		}
 	}
 }
 
