@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -21,10 +23,9 @@ import (
 // SetupTracing installs W3C trace-context propagation and, when the
 // OpenTelemetry environment asks for an exporter (see exportWanted), a
 // tracer provider that batches spans to it. The exporter is the one the
-// standard variables choose (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_*:
-// the contrib autoexport package reads them as every OpenTelemetry SDK
-// does), and the resource is build.Info's service, version and instance
-// overridden by OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
+// standard variables choose (see spanExporter), and the resource is
+// build.Info's service, version and instance overridden by
+// OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
 //
 // Without an exporter, spans are never recorded, so tracing costs nothing;
 // the trace context of an incoming call still reaches the outgoing ones, so
@@ -36,9 +37,9 @@ func SetupTracing(ctx context.Context, info build.Info) (shutdown func(context.C
 	if !exportWanted(os.Getenv) {
 		return func(context.Context) error { return nil }, nil
 	}
-	exp, err := autoexport.NewSpanExporter(ctx)
+	exp, err := spanExporter(ctx, os.Getenv)
 	if err != nil {
-		return nil, fmt.Errorf("create trace exporter (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_PROTOCOL): %w", err)
+		return nil, fmt.Errorf("create the trace exporter: %w", err)
 	}
 	res, err := Resource(ctx, info)
 	if err != nil {
@@ -71,6 +72,36 @@ func exportWanted(getenv func(string) string) bool {
 		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 	default:
 		return true
+	}
+}
+
+// spanExporter is the exporter OTEL_TRACES_EXPORTER names (otlp, the
+// default, or console: spans as JSON on stdout), over the protocol
+// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL names
+// (http/protobuf, OpenTelemetry's default, or grpc). The OTLP exporters
+// read the rest (endpoint, headers, timeout, TLS) themselves. The contrib
+// autoexport package does the same, but links the metric and log
+// exporters too: 4 MB more in every binary, for signals kubelab does not
+// export.
+func spanExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
+	switch name := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); name {
+	case "", "otlp":
+	case "console":
+		return stdouttrace.New()
+	default:
+		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: kubelab exports traces with otlp, console or none", name)
+	}
+	protocol, from := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	if protocol == "" {
+		protocol, from = getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "OTEL_EXPORTER_OTLP_PROTOCOL"
+	}
+	switch protocol {
+	case "", "http/protobuf":
+		return otlptracehttp.New(ctx)
+	case "grpc":
+		return otlptracegrpc.New(ctx)
+	default:
+		return nil, fmt.Errorf("%s=%q: want grpc or http/protobuf", from, protocol)
 	}
 }
 

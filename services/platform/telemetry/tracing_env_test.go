@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -75,6 +77,40 @@ func TestResourcePrecedence(t *testing.T) {
 				if got, ok := res.Set().Value(k); !ok || got.Emit() != want {
 					t.Errorf("%s = %q, want %q (resource %v)", k, got.Emit(), want, res)
 				}
+			}
+		})
+	}
+}
+
+func TestSpanExporterFollowsTheEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		want    string // the exporter's type, or part of the error
+		wantErr bool
+	}{
+		{"OpenTelemetry's default protocol", nil, "*otlptrace.Exporter", false},
+		{"http/protobuf", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, "*otlptrace.Exporter", false},
+		{"grpc", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "*otlptrace.Exporter", false},
+		{"console", map[string]string{"OTEL_TRACES_EXPORTER": "console"}, "*stdouttrace.Exporter", false},
+		{"the traces variable wins", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "*otlptrace.Exporter", false},
+		{"a protocol kubelab does not speak", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, `OTEL_EXPORTER_OTLP_PROTOCOL="http/json"`, true},
+		{"an exporter kubelab does not have", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, `OTEL_TRACES_EXPORTER="zipkin"`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exp, err := spanExporter(context.Background(), func(k string) string { return tc.env[k] })
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %v, want one naming %s", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = exp.Shutdown(context.Background()) }()
+			if got := fmt.Sprintf("%T", exp); got != tc.want {
+				t.Errorf("exporter %s, want %s", got, tc.want)
 			}
 		})
 	}
