@@ -98,8 +98,11 @@ func main() {
 		os.Exit(2)
 	}
 	// loadgen's own output is its live table, for people; what net/http
-	// and gRPC log beside it is JSON, like every kubelab log.
-	log, _ := telemetry.NewLogger(os.Stderr, "info", "service", "loadgen", "version", build.Version, "pod", build.Instance())
+	// and gRPC log beside it is JSON, like every kubelab log. Errors only,
+	// as gRPC's own logger does unless asked: a pod that goes away is in
+	// the table already (FAILED: Unavailable), not worth a warning line
+	// in the middle of it.
+	log, _ := telemetry.NewLogger(os.Stderr, "error", "service", "loadgen", "version", build.Version, "pod", build.Instance())
 	telemetry.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -127,7 +130,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		if err != nil {
 			return 2, fmt.Errorf("--metrics-addr %s: %w", o.metricsAddr, err)
 		}
-		log, err := telemetry.NewLogger(stderr, "info", "service", "loadgen")
+		log, err := telemetry.NewLogger(stderr, "error", "service", "loadgen")
 		if err != nil {
 			return 2, err
 		}
