@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +64,40 @@ func TestLoggerAddsTraceIDs(t *testing.T) {
 func TestLoggerRejectsBadLevel(t *testing.T) {
 	if _, err := telemetry.NewLogger(&bytes.Buffer{}, "loud"); err == nil {
 		t.Fatal("want error for an unknown level")
+	}
+}
+
+// TestGRPCLogsAreJSON comes before any test that starts gRPC: gRPC reads
+// its logger without a lock, so it is swapped while nothing of gRPC runs.
+func TestGRPCLogsAreJSON(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := telemetry.NewLogger(&buf, "debug", "service", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both are the process's: put back what the other tests expect.
+	prev := slog.Default()
+	t.Cleanup(func() {
+		slog.SetDefault(prev)
+		grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr))
+	})
+	telemetry.SetDefault(log)
+	grpclog.Component("core").Warningf("a %s of gRPC's own", "warning")
+	grpclog.Component("core").Infof("an info line")
+	grpclog.Error("an error\n")
+	var levels []string
+	for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
+		var rec struct{ Level, Msg, Logger, Service string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		if rec.Logger != "grpc" || rec.Service != "test" || strings.HasSuffix(rec.Msg, "\n") {
+			t.Errorf("record %+v", rec)
+		}
+		levels = append(levels, rec.Level)
+	}
+	if want := []string{"WARN", "DEBUG", "ERROR"}; !slices.Equal(levels, want) {
+		t.Errorf("levels %v, want %v", levels, want)
 	}
 }
 
@@ -204,32 +241,6 @@ func histogram(t *testing.T, reg prometheus.Gatherer, name string, labels promet
 
 func histogramCount(t *testing.T, reg prometheus.Gatherer, name string, labels prometheus.Labels) uint64 {
 	return histogram(t, reg, name, labels).GetSampleCount()
-}
-
-func TestGRPCLogsAreJSON(t *testing.T) {
-	var buf bytes.Buffer
-	log, err := telemetry.NewLogger(&buf, "debug", "service", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	telemetry.SetDefault(log)
-	grpclog.Component("core").Warningf("a %s of gRPC's own", "warning")
-	grpclog.Component("core").Infof("an info line")
-	grpclog.Error("an error\n")
-	var levels []string
-	for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
-		var rec struct{ Level, Msg, Logger, Service string }
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("not JSON: %q: %v", line, err)
-		}
-		if rec.Logger != "grpc" || rec.Service != "test" || strings.HasSuffix(rec.Msg, "\n") {
-			t.Errorf("record %+v", rec)
-		}
-		levels = append(levels, rec.Level)
-	}
-	if want := []string{"WARN", "DEBUG", "ERROR"}; !slices.Equal(levels, want) {
-		t.Errorf("levels %v, want %v", levels, want)
-	}
 }
 
 func TestTracingIsNoopWithoutCollector(t *testing.T) {
