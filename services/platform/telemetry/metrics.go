@@ -76,7 +76,7 @@ func NewMetrics(info build.Info) *Metrics {
 }
 
 // Handler serves the registry at /metrics. Registry in the options adds
-// promhttp's own counters of scrapes and scrape errors to it.
+// promhttp's own count of failed scrapes to it.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
