@@ -37,6 +37,7 @@ import (
 	"github.com/kubelab/kubelab/services/clusterview/internal/view"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/config"
+	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
 type settings struct {
@@ -79,8 +80,10 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})).
 		With("service", info.Service, "version", info.Version, "pod", info.Instance)
-	// client-go logs through klog; this keeps its lines JSON too.
+	// client-go logs through klog, net/http through the log package: both
+	// go through log, so every line is JSON.
 	klog.SetSlogLogger(log)
+	telemetry.SetDefault(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -101,9 +104,15 @@ func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) e
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
+	// /metrics shares the localhost port: no Prometheus reaches it there
+	// (the pod's scrape annotation names the frontend's port), but
+	// kubectl port-forward does, and the streams' count and length are on
+	// it.
+	metrics := telemetry.NewMetrics(info)
 	mux := http.NewServeMux()
 	mux.Handle("GET /cluster/stream", stream.Handler(hub))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.Handle("GET /metrics", metrics.Handler())
+	srv := &http.Server{Handler: metrics.Middleware(mux), ReadHeaderTimeout: 5 * time.Second, ErrorLog: telemetry.ErrorLog(log, "server", "http")}
 	// Streams never end by themselves: closing the hub ends them, so the
 	// graceful stop does not wait for SHUTDOWN_TIMEOUT.
 	srv.RegisterOnShutdown(hub.Close)

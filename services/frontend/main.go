@@ -136,13 +136,14 @@ func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) e
 		return err
 	}
 
-	client, err := backend.Dial(backend.Options{Target: cfg.Imageproc, Balancing: cfg.Balancing, Timeout: cfg.CallTimeout, StreamTimeout: cfg.StreamTimeout})
+	metrics := telemetry.NewMetrics(info)
+	client, err := backend.Dial(backend.Options{Target: cfg.Imageproc, Balancing: cfg.Balancing, Timeout: cfg.CallTimeout, StreamTimeout: cfg.StreamTimeout,
+		Metrics: metrics})
 	if err != nil {
 		return err
 	}
 	defer client.Close()
 
-	metrics := telemetry.NewMetrics(info)
 	checker := health.NewChecker(log, 2*time.Second, time.Second)
 	if cfg.ReadyNeedsImageproc {
 		checker.AddReadiness("imageproc", client.Check)

@@ -27,6 +27,7 @@ import (
 type stack struct {
 	imageproc []*proctest.Proc
 	data      []string // each imageproc's DATA_DIR
+	admin     []string // each imageproc's ADMIN_ADDR (probes, /metrics)
 	frontend  *proctest.Proc
 	url       string
 	metrics   string // the frontend's METRICS_ADDR
@@ -47,7 +48,7 @@ func startStack(t testing.TB, replicas int, env ...string) *stack {
 		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)})
 		ips = append(ips, ip)
 		srv := imageproctest.Start(t, fmt.Sprintf("imageproc-%d", i), net.JoinHostPort(ip.String(), port))
-		s.imageproc, s.data = append(s.imageproc, srv.Proc), append(s.data, srv.DataDir)
+		s.imageproc, s.data, s.admin = append(s.imageproc, srv.Proc), append(s.data, srv.DataDir), append(s.admin, srv.AdminAddr)
 	}
 	dns := proctest.ServeDNS(t, map[string][]netip.Addr{"imageproc-headless.test.": ips})
 	podinfo := t.TempDir()

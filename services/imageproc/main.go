@@ -145,6 +145,9 @@ func serve(ctx context.Context, cfg settings, info build.Info, log *slog.Logger)
 		MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace})
 	server.Register(g, log, st, blobs, server.Limits{MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels,
 		Transforms: cfg.Transforms, MemoryLimit: memoryLimit(cfg, log)})
+	// Every method's series exist from the start, at zero: a rate or an
+	// error ratio then reads 0, not "no data", before the first call.
+	metrics.GRPCServer.InitializeMetrics(g)
 
 	admin := http.NewServeMux()
 	checker.Routes(admin)

@@ -26,11 +26,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/kubelab/kubelab/services/loadgen/internal/load"
 	"github.com/kubelab/kubelab/services/loadgen/internal/stats"
+	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
 type options struct {
@@ -98,6 +97,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
 	}
+	// loadgen's own output is its live table, for people; what net/http
+	// and gRPC log beside it is JSON, like every kubelab log. Errors only,
+	// as gRPC's own logger does unless asked: a pod that goes away is in
+	// the table already (FAILED: Unavailable), not worth a warning line
+	// in the middle of it.
+	log, _ := telemetry.NewLogger(os.Stderr, "error", "service", "loadgen", "version", build.Version, "pod", build.Instance())
+	telemetry.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	code, err := run(ctx, o, os.Stdout, os.Stderr)
@@ -113,13 +119,36 @@ type closingTarget interface {
 }
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) {
+	// Without --metrics-addr, metrics stay nil: nothing is counted twice
+	// for nobody.
+	var metrics *telemetry.Metrics
+	var counts *stats.Metrics
+	if o.metricsAddr != "" {
+		metrics = telemetry.NewMetrics(build.Current("loadgen"))
+		counts = stats.NewMetrics(metrics.Registry)
+		lis, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			return 2, fmt.Errorf("--metrics-addr %s: %w", o.metricsAddr, err)
+		}
+		log, err := telemetry.NewLogger(stderr, "error", "service", "loadgen")
+		if err != nil {
+			return 2, err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: telemetry.ErrorLog(log, "server", "metrics")}
+		go func() { _ = srv.Serve(lis) }()
+		defer srv.Close()
+	}
+
 	var target closingTarget
 	name := o.target
 	if o.mode == "http" {
 		name = strings.TrimSuffix(o.target, "/") + o.path
 		target = load.NewHTTP(name, o.host, o.concurrency, o.keepAlive)
 	} else {
-		t, err := load.NewGRPC(o.target, o.balancing)
+		t, err := load.NewGRPC(o.target, o.balancing, metrics.DialOptions()...)
 		if err != nil {
 			return 2, err
 		}
@@ -127,23 +156,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	}
 	defer target.Close()
 
-	var metrics *stats.Metrics
-	if o.metricsAddr != "" {
-		reg := prometheus.NewRegistry()
-		metrics = stats.NewMetrics(reg)
-		lis, err := net.Listen("tcp", o.metricsAddr)
-		if err != nil {
-			return 2, fmt.Errorf("--metrics-addr %s: %w", o.metricsAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(lis) }()
-		defer srv.Close()
-	}
-
-	rec := stats.NewRecorder(metrics)
+	rec := stats.NewRecorder(counts)
 	plan := load.Plan{Rate: o.rate, Duration: o.duration, Concurrency: o.concurrency, Timeout: o.timeout}
 	if !o.quiet {
 		fmt.Fprintf(stderr, "loadgen: %s at %s for %s\n%s\n", name, rateText(o.rate, o.concurrency), durationText(o.duration), stats.Header)

@@ -152,15 +152,15 @@ func run(ctx context.Context, cmd string, cfg settings, info build.Info, log *sl
 	// flushed first.
 	defer shutdownTracing(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
 
+	metrics := telemetry.NewMetrics(info)
 	conn, err := grpcclient.Dial(grpcclient.Options{Target: cfg.Imageproc, Balancing: cfg.Balancing,
-		HealthService: "imageproc.v1.QueueService"})
+		HealthService: "imageproc.v1.QueueService"}, metrics.DialOptions()...)
 	if err != nil {
 		return fmt.Errorf("imageproc (IMAGEPROC_ADDR, IMAGEPROC_BALANCING): %w", err)
 	}
 	defer conn.Close()
 	images, queue := imageprocv1.NewImageServiceClient(conn), imageprocv1.NewQueueServiceClient(conn)
 
-	metrics := telemetry.NewMetrics(info)
 	if cfg.MetricsAddr != "" {
 		lis, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
@@ -168,7 +168,7 @@ func run(ctx context.Context, cmd string, cfg settings, info build.Info, log *sl
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metrics.Handler())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: telemetry.ErrorLog(log, "server", "metrics")}
 		go func() { _ = srv.Serve(lis) }()
 		defer srv.Close()
 	}

@@ -28,7 +28,7 @@ type Process struct {
 // Boot does what every kubelab main does first: read the environment into
 // cfg (a bad value exits with ExitConfig and a message naming the
 // variable), make the JSON logger at the level *logLevel names once cfg is
-// read, honour DEV_RELOAD_BINARY (Tilt's inner loop), and return a context
+// read and make it the process's default (telemetry.SetDefault), honour DEV_RELOAD_BINARY (Tilt's inner loop), and return a context
 // that SIGTERM or SIGINT cancels.
 func Boot(service string, cfg any, logLevel *string) (context.Context, context.CancelFunc, Process) {
 	if err := config.LoadEnv(cfg); err != nil {
@@ -41,6 +41,7 @@ func Boot(service string, cfg any, logLevel *string) (context.Context, context.C
 		fmt.Fprintf(os.Stderr, "%s: config: LOG_LEVEL: %v\n", service, err)
 		os.Exit(ExitConfig)
 	}
+	telemetry.SetDefault(log)
 	if err := devreload.Setup(log); err != nil {
 		log.Error("exiting", "err", err)
 		os.Exit(ExitConfig)

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kubelab/kubelab/services/platform/health"
+	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
 // Config is the shutdown timing, from the environment.
@@ -81,8 +82,13 @@ func (r *Runner) GRPC(lis net.Listener, s *grpc.Server) {
 	})
 }
 
-// HTTP adds an HTTP server on lis.
+// HTTP adds an HTTP server on lis. What net/http logs itself (a TLS
+// handshake gone wrong, a panic it recovered) goes through the service's
+// logger, as JSON, unless s has an ErrorLog of its own.
 func (r *Runner) HTTP(name string, lis net.Listener, s *http.Server) {
+	if s.ErrorLog == nil {
+		s.ErrorLog = telemetry.ErrorLog(r.log, "server", name)
+	}
 	r.servers = append(r.servers, server{
 		name: name,
 		lis:  lis,

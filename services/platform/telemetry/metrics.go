@@ -1,105 +1,114 @@
 package telemetry
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	"github.com/kubelab/kubelab/services/platform/build"
 )
 
-// Metrics is a service's Prometheus registry and the server metrics every
-// kubelab service exports. Labels only ever take values from a fixed set
-// (gRPC method names, route patterns, status codes), never from user input,
-// so the number of series stays bounded however the service is used.
+// LatencyBuckets are the upper bounds, in seconds, of every kubelab latency
+// histogram (HTTP, gRPC, loadgen). A histogram only knows which bucket a
+// request fell in, so a latency objective must be one of the bounds: 0.1
+// and 0.25 are, which tells a 100 ms answer from a 250 ms one. The top
+// bounds cover uploads and transforms of large photos (the frontend's
+// stream deadline is 2m).
+func LatencyBuckets() []float64 {
+	return []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120}
+}
+
+// Metrics is a service's Prometheus registry and the metrics every kubelab
+// service exports, under the names and labels that off-the-shelf
+// dashboards and alerts look for: go-grpc-middleware's grpc_server_* and
+// grpc_client_* families, and one HTTP histogram. Labels only ever take
+// values from a fixed set (gRPC methods and codes, route patterns, status
+// codes), never from user input, so the number of series stays bounded
+// however the service is used.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	grpcHandled  *prometheus.CounterVec
-	grpcDuration *prometheus.HistogramVec
-	httpHandled  *prometheus.CounterVec
+	// GRPCServer and GRPCClient count RPCs by grpc_service, grpc_method,
+	// grpc_type and grpc_code, with handling-time histograms. Both are
+	// registered: a family with no series yet is not exported, so a
+	// process shows only the side it uses.
+	GRPCServer *grpcprom.ServerMetrics
+	GRPCClient *grpcprom.ClientMetrics
+
 	httpDuration *prometheus.HistogramVec
 }
 
 // NewMetrics returns a registry holding the Go runtime and process
-// collectors, kubelab_build_info and the server metrics.
+// collectors, kubelab_build_info, and the gRPC and HTTP metrics.
 func NewMetrics(info build.Info) *Metrics {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "kubelab_build_info",
 		Help:        "Always 1; its labels say which build is running.",
 		ConstLabels: prometheus.Labels{"service": info.Service, "version": info.Version, "revision": info.Revision, "goversion": info.GoVersion},
 	})
 	buildInfo.Set(1)
+	buckets := grpcprom.WithHistogramBuckets(LatencyBuckets())
 	m := &Metrics{
-		Registry: reg,
-		grpcHandled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_handled_total",
-			Help: "RPCs completed on the server, by method and status code.",
-		}, []string{"grpc_method", "grpc_code"}),
-		grpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "grpc_server_handling_seconds",
-			Help:    "Time to handle an RPC, by method.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
-		}, []string{"grpc_method"}),
-		httpHandled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "http_server_requests_total",
-			Help: "HTTP requests completed, by route pattern, method and status code.",
-		}, []string{"route", "method", "code"}),
+		Registry:   reg,
+		GRPCServer: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(buckets)),
+		GRPCClient: grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram(buckets)),
+		// One histogram, not a counter beside it: its _count is the
+		// request count, by the same labels.
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "http_server_request_duration_seconds",
-			Help:    "Time to serve an HTTP request, by route pattern.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
-		}, []string{"route"}),
+			Help:    "Time to serve an HTTP request, by route pattern, method and status code; _count counts the requests.",
+			Buckets: LatencyBuckets(),
+		}, []string{"route", "method", "code"}),
 	}
-	reg.MustRegister(buildInfo, m.grpcHandled, m.grpcDuration, m.httpHandled, m.httpDuration)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo, m.GRPCServer, m.GRPCClient, m.httpDuration,
+	)
 	return m
 }
 
-// Handler serves the registry at /metrics.
+// Handler serves the registry at /metrics. Registry in the options adds
+// promhttp's own count of failed scrapes to it.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
-func (m *Metrics) observeRPC(method string, start time.Time, err error) {
-	m.grpcHandled.WithLabelValues(method, status.Code(err).String()).Inc()
-	m.grpcDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
-}
-
-// UnaryServerInterceptor records unary RPCs.
+// UnaryServerInterceptor records unary RPCs in grpc_server_*.
 func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		m.observeRPC(info.FullMethod, start, err)
-		return resp, err
-	}
+	return m.GRPCServer.UnaryServerInterceptor()
 }
 
-// StreamServerInterceptor records streaming RPCs.
+// StreamServerInterceptor records streaming RPCs in grpc_server_*.
 func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		start := time.Now()
-		err := handler(srv, ss)
-		m.observeRPC(info.FullMethod, start, err)
-		return err
+	return m.GRPCServer.StreamServerInterceptor()
+}
+
+// DialOptions record a client's RPCs in grpc_client_*; pass them to
+// grpcclient.Dial. A nil *Metrics (a process without /metrics) records
+// nothing.
+func (m *Metrics) DialOptions() []grpc.DialOption {
+	if m == nil {
+		return nil
+	}
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(m.GRPCClient.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(m.GRPCClient.StreamClientInterceptor()),
 	}
 }
 
 // Middleware records HTTP requests by the ServeMux pattern that matched
 // (e.g. "GET /images/{id}"), never by the raw path; unmatched requests are
-// counted under "unmatched".
+// counted under "unmatched". ServeMux writes the pattern into the request
+// it was handed, so nothing between this middleware and the mux may
+// replace the request (r.WithContext makes a copy this one never sees).
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -109,9 +118,19 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.httpHandled.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
-		m.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.httpDuration.WithLabelValues(route, method(r.Method), strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
 	})
+}
+
+// method bounds the method label: a client may send any token as its
+// method, and each would be a new series.
+func method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // statusRecorder remembers the status code a handler wrote.

@@ -16,6 +16,7 @@ import (
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/platform/grpcclient"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
+	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
 // Balancing policies, see grpcclient.
@@ -33,6 +34,8 @@ type Options struct {
 	// Timeout bounds every unary call; streams get StreamTimeout.
 	Timeout       time.Duration
 	StreamTimeout time.Duration
+	// Metrics, if set, counts the calls in grpc_client_*.
+	Metrics *telemetry.Metrics
 }
 
 // Client holds one connection (a channel of subconnections, one per
@@ -64,8 +67,9 @@ var retried = []grpcclient.Method{
 func Dial(opts Options) (*Client, error) {
 	conn, err := grpcclient.Dial(grpcclient.Options{Target: opts.Target, Balancing: opts.Balancing,
 		HealthService: "imageproc.v1.ImageService", Retry: retried},
-		grpc.WithChainUnaryInterceptor(recordUnary),
-		grpc.WithChainStreamInterceptor(recordStream))
+		append(opts.Metrics.DialOptions(),
+			grpc.WithChainUnaryInterceptor(recordUnary),
+			grpc.WithChainStreamInterceptor(recordStream))...)
 	if err != nil {
 		return nil, fmt.Errorf("imageproc (IMAGEPROC_ADDR, IMAGEPROC_BALANCING): %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+
+	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
 type clusterPage struct {
@@ -45,6 +47,8 @@ func (s *Server) clusterProxy(target *url.URL) *httputil.ReverseProxy {
 			pr.Out.Header.Del("Cookie")
 		},
 		FlushInterval: -1,
+		// A stream the sidecar cuts short is logged by the proxy itself.
+		ErrorLog: telemetry.ErrorLog(s.Log, "proxy", "clusterview"),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.Log.Warn("live view sidecar did not answer", "err", err)
 			s.fail(w, r, problemOf(http.StatusBadGateway, "cluster-view-down", "error.cluster-view-down"))

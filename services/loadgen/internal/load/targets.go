@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -58,9 +59,10 @@ func (t *HTTP) Hit(ctx context.Context) stats.Outcome {
 	defer resp.Body.Close()
 	// Read the whole body: a response cut short is a failure too.
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return stats.Outcome{Failure: "truncated"}
+		return stats.Outcome{Failure: "truncated", Code: strconv.Itoa(resp.StatusCode)}
 	}
-	o := stats.Outcome{Version: resp.Header.Get("X-Version"), Pod: resp.Header.Get("X-Served-By"), Backend: resp.Header.Get("X-Backend-Served-By")}
+	o := stats.Outcome{Version: resp.Header.Get("X-Version"), Pod: resp.Header.Get("X-Served-By"), Backend: resp.Header.Get("X-Backend-Served-By"),
+		Code: strconv.Itoa(resp.StatusCode)}
 	if resp.StatusCode >= 400 {
 		o.Failure = fmt.Sprintf("http %d", resp.StatusCode)
 	}
@@ -93,10 +95,11 @@ type GRPC struct {
 
 // NewGRPC dials target with the balancing policy: pick_first keeps one
 // connection (one pod answers everything), round_robin over a dns:///
-// target spreads calls over every address.
-func NewGRPC(target, balancing string) (*GRPC, error) {
+// target spreads calls over every address. extra are more dial options
+// (the metrics' interceptors).
+func NewGRPC(target, balancing string, extra ...grpc.DialOption) (*GRPC, error) {
 	// No retries: loadgen reports what a client without them would see.
-	conn, err := grpcclient.Dial(grpcclient.Options{Target: target, Balancing: balancing})
+	conn, err := grpcclient.Dial(grpcclient.Options{Target: target, Balancing: balancing}, extra...)
 	if err != nil {
 		return nil, fmt.Errorf("--target, --balancing: %w", err)
 	}
@@ -107,9 +110,9 @@ func NewGRPC(target, balancing string) (*GRPC, error) {
 func (t *GRPC) Hit(ctx context.Context) stats.Outcome {
 	var header metadata.MD
 	_, err := t.images.ListImages(ctx, &imageprocv1.ListImagesRequest{PageSize: 1}, grpc.Header(&header))
-	o := stats.Outcome{Version: first(header, "kubelab-version"), Pod: first(header, "kubelab-served-by")}
+	code := status.Code(err)
+	o := stats.Outcome{Version: first(header, "kubelab-version"), Pod: first(header, "kubelab-served-by"), Code: code.String()}
 	if err != nil {
-		code := status.Code(err)
 		if code == codes.DeadlineExceeded {
 			o.Failure = "timeout"
 		} else {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
 // Outcome is one request's result.
@@ -23,6 +25,9 @@ type Outcome struct {
 	// Failure is empty for a success, else its kind: "timeout",
 	// "connection", "http 503", "Unavailable", ...
 	Failure string
+	// Code is the answer's status: an HTTP status code ("200") or a gRPC
+	// code ("OK"); empty when no answer came.
+	Code string
 }
 
 type window struct {
@@ -197,26 +202,49 @@ func counts(m map[string]int) string {
 }
 
 // Metrics exposes the same counts to Prometheus when loadgen runs as a
-// Deployment. Pod names are a label: bounded by the replicas it sees.
+// Deployment or a DaemonSet, for days. Versions and pods are labels, and
+// every rollout brings new pod names: a counter per pod ever seen would
+// grow without end. answers forgets the pods it has not heard from.
 type Metrics struct {
-	answers  *prometheus.CounterVec
+	answers  *answerCounts
 	failures *prometheus.CounterVec
-	latency  prometheus.Histogram
+	latency  *prometheus.HistogramVec
 }
+
+// How answers stays bounded: a version and pod that answered nothing for
+// ForgetAfter leaves /metrics (Prometheus marks the series stale, as it
+// does a deleted pod's), and past MaxPodSeries at once, further pods are
+// counted as pod="other", by version. ForgetAfter spans a rollout, so
+// its graphs stay whole while old pods drain.
+const (
+	ForgetAfter  = 10 * time.Minute
+	MaxPodSeries = 50
+	OtherPod     = "other"
+)
 
 // NewMetrics registers loadgen's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	return newMetrics(reg, time.Now, ForgetAfter, MaxPodSeries)
+}
+
+func newMetrics(reg prometheus.Registerer, now func() time.Time, forget time.Duration, maxSeries int) *Metrics {
 	m := &Metrics{
-		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "loadgen_answers_total", Help: "Successful requests, by the version and pod that answered.",
-		}, []string{"version", "pod"}),
+		answers: &answerCounts{
+			desc: prometheus.NewDesc("loadgen_answers_total",
+				fmt.Sprintf("Successful requests, by the version and pod that answered; a version and pod silent for %s are dropped.", forget),
+				[]string{"version", "pod"}, nil),
+			now: now, forget: forget, max: maxSeries, series: map[answerKey]*answerCount{},
+		},
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loadgen_failures_total", Help: "Failed requests, by kind.",
 		}, []string{"kind"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "loadgen_request_duration_seconds", Help: "Request latency from the scheduled send time.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "loadgen_request_duration_seconds",
+			Help: "Request latency from the scheduled send time, by the answer's status (HTTP status code or gRPC code; none without an answer).",
+			// The same bounds as the servers' histograms, so the two
+			// sides of a request compare bucket by bucket.
+			Buckets: telemetry.LatencyBuckets(),
+		}, []string{"code"}),
 	}
 	reg.MustRegister(m.answers, m.failures, m.latency)
 	return m
@@ -226,10 +254,72 @@ func (m *Metrics) observe(o Outcome) {
 	if m == nil {
 		return
 	}
-	m.latency.Observe(o.Latency.Seconds())
+	code := o.Code
+	if code == "" {
+		code = "none"
+	}
+	m.latency.WithLabelValues(code).Observe(o.Latency.Seconds())
 	if o.Failure != "" {
 		m.failures.WithLabelValues(o.Failure).Inc()
 		return
 	}
-	m.answers.WithLabelValues(o.Version, o.Pod).Inc()
+	m.answers.add(o.Version, o.Pod)
+}
+
+// answerCounts is loadgen_answers_total: a collector of its own, since a
+// CounterVec never forgets a series.
+type answerCounts struct {
+	desc   *prometheus.Desc
+	now    func() time.Time
+	forget time.Duration
+	max    int
+
+	mu     sync.Mutex
+	series map[answerKey]*answerCount
+}
+
+type answerKey struct{ version, pod string }
+
+type answerCount struct {
+	n    float64
+	last time.Time // the last answer counted
+}
+
+func (a *answerCounts) add(version, pod string) {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.expire(now)
+	k := answerKey{version, pod}
+	c, ok := a.series[k]
+	if !ok && len(a.series) >= a.max {
+		k.pod = OtherPod
+		c, ok = a.series[k]
+	}
+	if !ok {
+		c = &answerCount{}
+		a.series[k] = c
+	}
+	c.n++
+	c.last = now
+}
+
+// expire drops the series silent for longer than forget. Called with mu.
+func (a *answerCounts) expire(now time.Time) {
+	for k, c := range a.series {
+		if now.Sub(c.last) > a.forget {
+			delete(a.series, k)
+		}
+	}
+}
+
+func (a *answerCounts) Describe(ch chan<- *prometheus.Desc) { ch <- a.desc }
+
+func (a *answerCounts) Collect(ch chan<- prometheus.Metric) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.expire(a.now())
+	for k, c := range a.series {
+		ch <- prometheus.MustNewConstMetric(a.desc, prometheus.CounterValue, c.n, k.version, k.pod)
+	}
 }
