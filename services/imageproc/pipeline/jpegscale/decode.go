@@ -147,9 +147,9 @@ type decoder struct {
 	adobe                 bool
 	adobeTransform        byte
 
-	quant [4][64]int32 // in zigzag order
-	huff  [2][4]huffTable
-	ri    int // restart interval, in MCUs; 0 for none
+	quant  [4][64]int32 // in zigzag order
+	huff   [2][4]huffTable
+	ri     int // restart interval, in MCUs; 0 for none
 	eobrun int
 
 	frame   bool // a frame header was read

@@ -26,8 +26,8 @@ type encoding struct {
 
 // tables are image/jpeg's quantisation and Huffman tables at one quality.
 type tables struct {
-	dqt   []byte        // the whole segment, marker included
-	spec  [2][2][]byte  // each Huffman table as a DHT segment holds it
+	dqt   []byte       // the whole segment, marker included
+	spec  [2][2][]byte // each Huffman table as a DHT segment holds it
 	quant [2][64]int32
 	huff  [2][2]encTable // [class][luma, chroma]
 }
