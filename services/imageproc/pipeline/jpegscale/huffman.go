@@ -1,6 +1,7 @@
 package jpegscale
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 )
@@ -102,6 +103,18 @@ func (br *bitReader) reset() {
 // fill makes at least 57 bits available.
 func (br *bitReader) fill() {
 	s := br.src
+	if br.n <= 56 && s.j-s.i >= 8 {
+		// Most of the time the next bytes hold no 0xFF: take as many as
+		// fit at once.
+		v := binary.BigEndian.Uint64(s.buf[s.i:])
+		if x := ^v; (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
+			k := (64 - br.n) / 8
+			br.acc |= v >> (64 - 8*k) << (64 - 8*k - br.n)
+			br.n += 8 * k
+			s.i += int(k)
+			return
+		}
+	}
 	for br.n <= 56 && !br.end {
 		if s.j-s.i < 2 {
 			s.fill()
@@ -176,6 +189,10 @@ type huffTable struct {
 	// lut, indexed by the next lutBits bits, holds value<<8 | length of
 	// the code they start with; 0 when the code is longer.
 	lut     [1 << lutBits]uint16
+	// fastAC, for a run/size symbol whose code and value bits both fit in
+	// lutBits, holds value<<16 | run<<8 | the bits of both: most AC
+	// coefficients of a photo are decoded with one lookup.
+	fastAC  [1 << lutBits]int32
 	maxCode [17]int32 // the largest code of each length; -1 for none
 	offset  [17]int32 // index in vals of a code of that length, less the code
 	vals    [256]byte
@@ -272,6 +289,18 @@ func (h *huffTable) build(counts []byte) error {
 			k++
 		}
 		code <<= 1
+	}
+	for i, e := range h.lut {
+		l, size := uint(e>>8), uint(e&0x0F)
+		h.fastAC[i] = 0
+		if e == 0 || size == 0 || l+size > lutBits {
+			continue
+		}
+		v := int32(i>>(lutBits-l-size)) & (1<<size - 1)
+		if v < 1<<(size-1) {
+			v += -1<<size + 1
+		}
+		h.fastAC[i] = v<<16 | int32(e&0xF0)<<4 | int32(l+size)
 	}
 	h.defined = true
 	return nil

@@ -269,6 +269,16 @@ func (d *decoder) decodeSequential(s *scanComp) error {
 		if br.n < 32 {
 			br.fill()
 		}
+		if f := ac.fastAC[br.acc>>(64-lutBits)]; f != 0 && k+int(f>>8)&0x0F < 64 {
+			k += int(f>>8) & 0x0F
+			if k < keep {
+				blk[unzig[k&63]] = f >> 16 * q[k&63]
+			}
+			br.acc <<= uint(f & 0xFF)
+			br.n -= uint(f & 0xFF)
+			k++
+			continue
+		}
 		rs, ok := br.decode(ac)
 		if !ok {
 			return formatError("bad Huffman code")
