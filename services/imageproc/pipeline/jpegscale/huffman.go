@@ -188,7 +188,7 @@ type huffTable struct {
 	defined bool
 	// lut, indexed by the next lutBits bits, holds value<<8 | length of
 	// the code they start with; 0 when the code is longer.
-	lut     [1 << lutBits]uint16
+	lut [1 << lutBits]uint16
 	// fastAC, for a run/size symbol whose code and value bits both fit in
 	// lutBits, holds value<<16 | run<<8 | the bits of both: most AC
 	// coefficients of a photo are decoded with one lookup.
