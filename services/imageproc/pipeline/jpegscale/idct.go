@@ -70,27 +70,27 @@ func idct8(blk *[64]int32, dst []byte, stride int) {
 			}
 			continue
 		}
-		var out [8]int
-		idct8x(&out, int(col[0]), int(col[8]), int(col[16]), int(col[24]),
+		o0, o1, o2, o3, o4, o5, o6, o7 := idct8x(int(col[0]), int(col[8]), int(col[16]), int(col[24]),
 			int(col[32]), int(col[40]), int(col[48]), int(col[56]), constBits-pass1Bits)
-		for y := range 8 {
-			ws[8*y+u] = out[y]
-		}
+		ws[u], ws[8+u], ws[16+u], ws[24+u], ws[32+u], ws[40+u], ws[48+u], ws[56+u] = o0, o1, o2, o3, o4, o5, o6, o7
 	}
 	for y := range 8 { // rows
 		row := ws[8*y:][:8]
-		var out [8]int
-		idct8x(&out, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], constBits+pass1Bits+3)
 		d := dst[y*stride:][:8]
-		for x := range 8 {
-			d[x] = clamp(out[x] + 128)
+		if row[1] == 0 && row[2] == 0 && row[3] == 0 && row[4] == 0 && row[5] == 0 && row[6] == 0 && row[7] == 0 {
+			v := clamp((row[0]+1<<(pass1Bits+2))>>(pass1Bits+3) + 128)
+			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = v, v, v, v, v, v, v, v
+			continue
 		}
+		o0, o1, o2, o3, o4, o5, o6, o7 := idct8x(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], constBits+pass1Bits+3)
+		d[0], d[1], d[2], d[3] = clamp(o0+128), clamp(o1+128), clamp(o2+128), clamp(o3+128)
+		d[4], d[5], d[6], d[7] = clamp(o4+128), clamp(o5+128), clamp(o6+128), clamp(o7+128)
 	}
 }
 
 // idct8x is the one-dimensional 8-point transform, its results shifted
 // right by shift, rounded.
-func idct8x(out *[8]int, i0, i1, i2, i3, i4, i5, i6, i7 int, shift uint) {
+func idct8x(i0, i1, i2, i3, i4, i5, i6, i7 int, shift uint) (o0, o1, o2, o3, o4, o5, o6, o7 int) {
 	// Even part: the rotation of inputs 2 and 6, then 0 and 4.
 	z1 := (i2 + i6) * fix0_541196100
 	t2 := z1 - i6*fix1_847759065
@@ -101,34 +101,30 @@ func idct8x(out *[8]int, i0, i1, i2, i3, i4, i5, i6, i7 int, shift uint) {
 	t11, t12 := t1+t2, t1-t2
 
 	// Odd part: inputs 7, 5, 3, 1.
-	o0, o1, o2, o3 := i7, i5, i3, i1
-	z1 = o0 + o3
-	z2 := o1 + o2
-	z3 := o0 + o2
-	z4 := o1 + o3
+	p0, p1, p2, p3 := i7, i5, i3, i1
+	z1 = p0 + p3
+	z2 := p1 + p2
+	z3 := p0 + p2
+	z4 := p1 + p3
 	z5 := (z3 + z4) * fix1_175875602
-	o0 *= fix0_298631336
-	o1 *= fix2_053119869
-	o2 *= fix3_072711026
-	o3 *= fix1_501321110
+	p0 *= fix0_298631336
+	p1 *= fix2_053119869
+	p2 *= fix3_072711026
+	p3 *= fix1_501321110
 	z1 *= -fix0_899976223
 	z2 *= -fix2_562915447
 	z3 = z3*-fix1_961570560 + z5
 	z4 = z4*-fix0_390180644 + z5
-	o0 += z1 + z3
-	o1 += z2 + z4
-	o2 += z2 + z3
-	o3 += z1 + z4
+	p0 += z1 + z3
+	p1 += z2 + z4
+	p2 += z2 + z3
+	p3 += z1 + z4
 
 	round := 1 << (shift - 1)
-	out[0] = (t10 + o3 + round) >> shift
-	out[7] = (t10 - o3 + round) >> shift
-	out[1] = (t11 + o2 + round) >> shift
-	out[6] = (t11 - o2 + round) >> shift
-	out[2] = (t12 + o1 + round) >> shift
-	out[5] = (t12 - o1 + round) >> shift
-	out[3] = (t13 + o0 + round) >> shift
-	out[4] = (t13 - o0 + round) >> shift
+	return (t10 + p3 + round) >> shift, (t11 + p2 + round) >> shift,
+		(t12 + p1 + round) >> shift, (t13 + p0 + round) >> shift,
+		(t13 - p0 + round) >> shift, (t12 - p1 + round) >> shift,
+		(t11 - p2 + round) >> shift, (t10 - p3 + round) >> shift
 }
 
 // idct4 is the 4×4 transform of the lowest 4×4 frequencies: samples at

@@ -244,7 +244,10 @@ func (d *decoder) decodeBlock(sc *scan, s *scanComp, bx, by int) error {
 
 // decodeSequential decodes a sequential block into d.block, dequantised,
 // keeping only the coefficients the decoding scale uses: the others are
-// read past.
+// read past. This is where a reduced decode spends most of its time, so
+// the AC loop keeps the bit buffer in local variables (the compiler keeps
+// them in registers) and goes through the bitReader only to refill it or
+// for the rare long code.
 func (d *decoder) decodeSequential(s *scanComp) error {
 	br := &d.bits
 	q := &d.quant[s.c.tq]
@@ -265,23 +268,34 @@ func (d *decoder) decodeSequential(s *scanComp) error {
 	}
 	blk[0] = s.pred * q[0]
 	ac := s.ac
+	acc, n := br.acc, br.n
 	for k := 1; k < 64; {
-		if br.n < 32 {
+		if n < 32 {
+			br.acc, br.n = acc, n
 			br.fill()
+			acc, n = br.acc, br.n
 		}
-		if f := ac.fastAC[br.acc>>(64-lutBits)]; f != 0 && k+int(f>>8)&0x0F < 64 {
+		if f := ac.fastAC[acc>>(64-lutBits)]; f != 0 && k+int(f>>8)&0x0F < 64 {
 			k += int(f>>8) & 0x0F
 			if k < keep {
 				blk[unzig[k&63]] = f >> 16 * q[k&63]
 			}
-			br.acc <<= uint(f & 0xFF)
-			br.n -= uint(f & 0xFF)
+			acc <<= uint(f & 0xFF)
+			n -= uint(f & 0xFF)
 			k++
 			continue
 		}
-		rs, ok := br.decode(ac)
-		if !ok {
-			return formatError("bad Huffman code")
+		var rs byte
+		if e := ac.lut[acc>>(64-lutBits)]; e != 0 {
+			rs = byte(e)
+			acc <<= e >> 8
+			n -= uint(e >> 8)
+		} else {
+			br.acc, br.n = acc, n
+			if rs, ok = br.decode(ac); !ok {
+				return formatError("bad Huffman code")
+			}
+			acc, n = br.acc, br.n
 		}
 		r, size := int(rs>>4), uint(rs&0x0F)
 		if size == 0 {
@@ -301,13 +315,17 @@ func (d *decoder) decodeSequential(s *scanComp) error {
 			break // image/jpeg ignores a run past the block's end
 		}
 		if k < keep {
-			blk[unzig[k]] = br.receive(size) * q[k]
-		} else {
-			br.acc <<= size
-			br.n -= size
+			v := int32(acc >> (64 - size))
+			if v < 1<<(size-1) {
+				v += -1<<size + 1
+			}
+			blk[unzig[k]] = v * q[k]
 		}
+		acc <<= size
+		n -= size
 		k++
 	}
+	br.acc, br.n = acc, n
 	return nil
 }
 
