@@ -309,6 +309,8 @@ func (d *decoder) readSOF(n int) error {
 			return formatError("luma/chroma subsampling ratio")
 		}
 		switch {
+		case c.h == 3 || c.v == 3:
+			odd = unsupported("sampling factor 3")
 		case d.ncomp == 1:
 			// One component is not interleaved, whatever its factors say:
 			// each MCU is one block (ITU T.81, A.2).
