@@ -124,9 +124,9 @@ type component struct {
 	// bw×bh blocks cover the component in whole MCUs; a non-interleaved
 	// scan codes only the cw×ch of them that hold samples of the image.
 	bw, bh, cw, ch int
-	pix            []byte // samples at the decoding scale, stride bw*bs
-	coef           []int16
-	scanned        bool // some scan coded it: an unscanned one stays 0, as in image/jpeg
+	pix            []byte  // samples at the decoding scale, stride bw*bs
+	coef           []int16 // a progressive file's, in zigzag order, 64 a block
+	scanned        bool    // some scan coded it: an unscanned one stays 0, as in image/jpeg
 }
 
 // decoder holds one decode's state; the tables are rebuilt from the file.
@@ -147,14 +147,16 @@ type decoder struct {
 	adobe                 bool
 	adobeTransform        byte
 
-	quant  [4][64]int32 // in zigzag order
-	huff   [2][4]huffTable
-	ri     int // restart interval, in MCUs; 0 for none
+	quant [4][64]int32 // in zigzag order
+	huff  [2][4]huffTable
+	ri    int // restart interval, in MCUs; 0 for none
+	// eobrun is how many more blocks of a progressive AC scan have no
+	// coefficients in its band. Like image/jpeg, only a restart resets it.
 	eobrun int
 
-	frame   bool // a frame header was read
-	started bool // the first scan was read: the planes exist
-	block   [64]int32
+	frame   bool      // a frame header was read
+	started bool      // the first scan was read: the planes exist
+	block   [64]int32 // the block being decoded, dequantised, natural order
 }
 
 func newDecoder(r io.Reader, denom int) *decoder {
