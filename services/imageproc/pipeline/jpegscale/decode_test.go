@@ -348,8 +348,8 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// The decoder must not hold on to the bits it read past a scan: a
-// quick check that every scale gives the same image size.
+// A scaled size rounds up: the last sample covers what is left of the
+// image, as the reduced decode's last block column and row do.
 func TestScaledSize(t *testing.T) {
 	for _, tt := range []struct{ w, h, denom, sw, sh int }{
 		{37, 23, 1, 37, 23}, {37, 23, 2, 19, 12}, {37, 23, 4, 10, 6}, {37, 23, 8, 5, 3},
