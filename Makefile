@@ -262,6 +262,7 @@ proto: ## regenerate proto/gen from proto/*.proto with the pinned local plugins
 .PHONY: bench
 bench: ## benchmarks, on one core where a figure is per core; figures in docs/benchmarks.md
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem -benchtime 20x ./services/imageproc/pipeline/
+	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem -benchtime 10x ./services/imageproc/pipeline/jpegscale/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem ./services/imageproc/internal/server/
 	go test -run '^$$' -bench Claim -benchtime 2000x ./services/imageproc/internal/store/
 	GOMAXPROCS=1 taskset -c 0 go test -run '^$$' -bench . -benchmem ./services/frontend/internal/web/

@@ -76,7 +76,7 @@ func TestBlurLooksAtEachRow(t *testing.T) {
 	}
 	// And decoding looks at each read of its input.
 	ctx = newTripwire(0)
-	if _, err := decodeProbed(ctx, bytes.NewReader(pipelinetest.PNG(400, 300, 5)), Info{Orientation: 1}); err != nil {
+	if _, err := decodeProbed(ctx, bytes.NewReader(pipelinetest.PNG(400, 300, 5)), Info{Orientation: 1}, 1); err != nil {
 		t.Fatal(err)
 	}
 	if ctx.looks < 2 {

@@ -3,8 +3,11 @@ package pipeline
 import (
 	"bytes"
 	"fmt"
+	"image"
 	"image/color"
 	"math"
+
+	"github.com/kubelab/kubelab/services/imageproc/pipeline/jpegscale"
 )
 
 // A run's cost is worked out from the image's header and the spec alone,
@@ -285,6 +288,54 @@ func jpegFrame(b []byte) (f frame, ok bool) {
 	return frame{}, false
 }
 
+// loadMargin is how much larger than the first resize's output, in each
+// dimension, a reduced JPEG decode must stay. A reduced decode averages
+// each 2×2, 4×4 or 8×8 block of pixels (up to the frequencies the reduced
+// inverse DCT leaves out) at a fixed grid: on its own it is a box filter,
+// which aliases. Leaving the rest of the pipeline at least 2× to reduce
+// means resize's Lanczos-3 still does the final filtering, over at least
+// two decoded samples per output pixel, so the thumbnail stays close to a
+// Lanczos resample of the whole image (the tests bound the difference), as
+// the 2× the box shrink leaves Lanczos does for the same reason.
+const loadMargin = 2
+
+// loadScale is the 1/denom to decode info's image at for spec: the
+// smallest jpegscale allows that still leaves the first operation, when it
+// is a shrinking thumbnail or resize, loadMargin× to reduce; 1 otherwise.
+// Other operations need every pixel.
+func loadScale(info Info, spec Spec, maxPixels int64) int {
+	if info.scalable == nil || len(spec.Ops) == 0 {
+		return 1
+	}
+	switch spec.Ops[0].(type) {
+	case Thumbnail, Resize:
+	default:
+		return 1
+	}
+	tw, th, err := outputSize(spec.Ops[0], info.Width, info.Height, maxPixels)
+	if err != nil {
+		return 1
+	}
+	for _, denom := range []int{8, 4, 2} {
+		if w, h := jpegscale.ScaledSize(info.Width, info.Height, denom); w >= loadMargin*tw && h >= loadMargin*th {
+			return denom
+		}
+	}
+	return 1
+}
+
+// scaledDecoding is what jpegscale allocates decoding cfg's image at
+// 1/denom: planes of that size, and a progressive file's coefficients.
+func scaledDecoding(cfg jpegscale.Config, denom int) decoding {
+	img, scratch := cfg.Memory(denom)
+	d := decoding{image: img, scratch: scratch}
+	if !cfg.Gray {
+		d.kind = kindYCbCr
+		d.sx, d.sy = chromaFactors(cfg.Ratio)
+	}
+	return d
+}
+
 // costing walks a spec through the sizes it produces, the way Apply runs
 // it, adding up work and keeping the peak of memory.
 type costing struct {
@@ -325,7 +376,13 @@ func (c *costing) become(w, h int) {
 // spec on it.
 func runCost(info Info, spec Spec, maxPixels int64) (Cost, error) {
 	d := info.decoding
-	c := &costing{w: info.Width, h: info.Height, bytes: d.image, kind: d.kind, sx: d.sx, sy: d.sy}
+	denom := loadScale(info, spec, maxPixels)
+	if denom > 1 {
+		d = scaledDecoding(*info.scalable, denom)
+	}
+	// The size decoded, upright.
+	w, h := jpegscale.ScaledSize(info.Width, info.Height, denom)
+	c := &costing{w: w, h: h, bytes: d.image, kind: d.kind, sx: d.sx, sy: d.sy}
 	c.cost.Decoded = d.image
 	if info.Orientation >= 5 { // the decoder sees the stored, unturned axes
 		c.w, c.h = c.h, c.w
@@ -336,25 +393,40 @@ func runCost(info Info, spec Spec, maxPixels int64) (Cost, error) {
 		c.peak(c.bytes + c.rgba())
 		c.peak(c.rgba() + 8*c.px())
 		c.work("orient", 2*c.px())
-		c.become(info.Width, info.Height)
+		c.become(w, h)
 	}
 	for i, op := range spec.Ops {
-		if err := c.op(op, maxPixels); err != nil {
+		// The first operation sizes its output for the whole image, even
+		// when a reduced one was decoded (see apply).
+		from := image.Pt(c.w, c.h)
+		if i == 0 {
+			from = image.Pt(info.Width, info.Height)
+		}
+		if err := c.op(op, maxPixels, from); err != nil {
 			return Cost{}, fmt.Errorf("operations[%d] %s: %w", i, op.canonical(), err)
 		}
 	}
 	c.peak(c.bytes + c.rgba()) // Apply's result is RGBA
-	// The encoders' state (zlib window, row filters, Huffman tables).
-	c.cost.Memory += 1 << 20
+	// What a run holds besides the images: the header Probe keeps, the
+	// read buffers and the encoder's state. PNG's zlib compressor alone
+	// takes over a megabyte (window, hash chains, row filters); image/jpeg's
+	// encoder a few KB, so a quarter megabyte covers a JPEG run's extras.
+	// A thumbnail from a reduced decode is small enough that a megabyte
+	// would be most of its estimate.
+	if spec.Format == JPEG {
+		c.cost.Memory += 256 << 10
+	} else {
+		c.cost.Memory += 1 << 20
+	}
 	if c.cost.Costliest == "" {
 		c.cost.Costliest = "decode"
 	}
 	return c.cost, nil
 }
 
-func (c *costing) op(op Op, maxPixels int64) error {
+func (c *costing) op(op Op, maxPixels int64, from image.Point) error {
 	what := op.canonical()
-	tw, th, err := outputSize(op, c.w, c.h, maxPixels)
+	tw, th, err := outputSize(op, from.X, from.Y, maxPixels)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 	_ "image/png"
 
 	_ "golang.org/x/image/webp"
+
+	"github.com/kubelab/kubelab/services/imageproc/pipeline/jpegscale"
 )
 
 // ErrTooLarge is wrapped by errors about images over the pixel limit.
@@ -32,6 +34,9 @@ type Info struct {
 	Orientation int // EXIF orientation 1–8; 1 when absent
 
 	decoding decoding // what decoding it will allocate
+	// scalable is what jpegscale makes of a JPEG's header; nil when it
+	// cannot decode the file, which image/jpeg then decodes at full size.
+	scalable *jpegscale.Config
 }
 
 // ContentType is the MIME type of the image's format.
@@ -62,6 +67,9 @@ func Probe(r io.Reader, maxPixels int64) (Info, error) {
 		if info.Orientation >= 5 { // the four orientations that swap the axes
 			info.Width, info.Height = info.Height, info.Width
 		}
+		if cfg, err := jpegscale.DecodeConfig(bytes.NewReader(head)); err == nil {
+			info.scalable = &cfg
+		}
 	}
 	return info, nil
 }
@@ -74,7 +82,7 @@ func Decode(r io.ReadSeeker, maxPixels int64) (image.Image, Info, error) {
 	if err != nil {
 		return nil, Info{}, err
 	}
-	img, err := decodeProbed(context.Background(), r, info)
+	img, err := decodeProbed(context.Background(), r, info, 1)
 	if err != nil {
 		return nil, Info{}, err
 	}
@@ -86,14 +94,27 @@ func DecodeBytes(b []byte, maxPixels int64) (image.Image, Info, error) {
 	return Decode(bytes.NewReader(b), maxPixels)
 }
 
-// decodeProbed decodes r from its start, as Probe described it. The
-// decoders take no context, so they read through one: when ctx ends, their
-// next read fails and so does the decode.
-func decodeProbed(ctx context.Context, r io.ReadSeeker, info Info) (image.Image, error) {
+// decodeProbed decodes r from its start, as Probe described it, at
+// 1/denom of its size (a JPEG jpegscale decodes; denom is 1 for anything
+// else). At full size the standard decoders do it, so that images come out
+// exactly as they always have. The decoders take no context, so they read
+// through one: when ctx ends, their next read fails and so does the
+// decode. An error wrapping jpegscale.ErrUnsupported means: decode it at
+// full size instead.
+func decodeProbed(ctx context.Context, r io.ReadSeeker, info Info, denom int) (image.Image, error) {
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("rewind: %w", err)
 	}
-	img, _, err := image.Decode(bufio.NewReaderSize(&ctxReader{ctx: ctx, r: r}, 64<<10))
+	var img image.Image
+	var err error
+	if denom > 1 {
+		img, err = jpegscale.Decode(&ctxReader{ctx: ctx, r: r}, denom)
+		if errors.Is(err, jpegscale.ErrUnsupported) && ctx.Err() == nil {
+			return nil, err
+		}
+	} else {
+		img, _, err = image.Decode(bufio.NewReaderSize(&ctxReader{ctx: ctx, r: r}, 64<<10))
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

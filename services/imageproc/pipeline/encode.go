@@ -2,11 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
 	"image/png"
 	"io"
+
+	"github.com/kubelab/kubelab/services/imageproc/pipeline/jpegscale"
 )
 
 // Encode writes img in spec's format.
@@ -54,11 +57,26 @@ func Run(ctx context.Context, dst io.Writer, src io.ReadSeeker, spec Spec, lim L
 	if err := cost.Check(lim, fmt.Sprintf("%s of this %dx%d %s", spec, info.Width, info.Height, info.Format)); err != nil {
 		return Result{}, err
 	}
-	img, err := decodeProbed(ctx, src, info)
+	img, err := decodeProbed(ctx, src, info, loadScale(info, spec, lim.MaxPixels))
+	if errors.Is(err, jpegscale.ErrUnsupported) {
+		// Something the header did not show (a Huffman table image/jpeg
+		// reads its own way, say): the standard decoder decodes it at full
+		// size, if the budget allows that too.
+		info.scalable = nil
+		if cost, err = runCost(info, spec, lim.MaxPixels); err != nil {
+			return Result{}, err
+		}
+		if err := cost.Check(lim, fmt.Sprintf("%s of this %dx%d %s", spec, info.Width, info.Height, info.Format)); err != nil {
+			return Result{}, err
+		}
+		img, err = decodeProbed(ctx, src, info, 1)
+	}
 	if err != nil {
 		return Result{}, err
 	}
-	out, err := Apply(ctx, img, spec, lim.MaxPixels)
+	// A reduced decode is smaller than the image: the first operation sizes
+	// its output for the whole one.
+	out, err := apply(ctx, img, spec, lim.MaxPixels, image.Pt(info.Width, info.Height))
 	if err != nil {
 		return Result{}, err
 	}

@@ -17,12 +17,23 @@ var ErrOutOfBounds = errors.New("out of bounds")
 // It stops with ctx's error between operations and, inside the costly ones,
 // between rows, so an abandoned request frees its CPU at once.
 func Apply(ctx context.Context, img image.Image, spec Spec, maxPixels int64) (*image.RGBA, error) {
+	return apply(ctx, img, spec, maxPixels, img.Bounds().Size())
+}
+
+// apply is Apply with the first operation's output sized for an image of
+// the given size rather than img's: after a reduced decode img is a
+// fraction of the image the spec was written for, and the result must be
+// the size the whole image gives.
+func apply(ctx context.Context, img image.Image, spec Spec, maxPixels int64, size image.Point) (*image.RGBA, error) {
 	cur := img
 	for i, op := range spec.Ops {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		next, err := applyOp(ctx, cur, op, maxPixels)
+		if i > 0 {
+			size = cur.Bounds().Size()
+		}
+		next, err := applyOp(ctx, cur, op, maxPixels, size)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
@@ -82,10 +93,12 @@ func outputSize(op Op, w, h int, maxPixels int64) (tw, th int, err error) {
 	return 0, 0, fmt.Errorf("unsupported operation %T", op)
 }
 
-func applyOp(ctx context.Context, img image.Image, op Op, maxPixels int64) (image.Image, error) {
+// applyOp runs op on img, sizing its output for an image of the given size
+// (see apply).
+func applyOp(ctx context.Context, img image.Image, op Op, maxPixels int64, size image.Point) (image.Image, error) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	tw, th, err := outputSize(op, w, h, maxPixels)
+	tw, th, err := outputSize(op, size.X, size.Y, maxPixels)
 	if err != nil {
 		return nil, err
 	}
