@@ -55,16 +55,31 @@ func Build(t testing.TB, pkg string) string {
 	return b.path
 }
 
-// FreeAddr returns a loopback address with a port nobody listens on.
+// FreeAddr returns a loopback address with a port nobody listens on, and
+// that no earlier call in this test binary returned. The port is free only
+// until someone binds it: the kernel may offer a port again as soon as its
+// listener closes, and once gave a frontend's metrics the port it had just
+// given imageproc's admin server, before imageproc bound it. So the ports
+// handed out are remembered, for the life of the test binary: a set of the
+// process's, as the ports are.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no loopback port that was not handed out already, in 100 tries")
+	return ""
 }
+
+var handedOut sync.Map
 
 // Buffer is a bytes.Buffer safe to read while a process writes to it.
 type Buffer struct {
