@@ -30,9 +30,11 @@ import (
 	"github.com/kubelab/kubelab/services/frontend/internal/web"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/config"
+	"github.com/kubelab/kubelab/services/platform/grpcmetrics"
 	"github.com/kubelab/kubelab/services/platform/health"
 	"github.com/kubelab/kubelab/services/platform/lifecycle"
 	"github.com/kubelab/kubelab/services/platform/telemetry"
+	"github.com/kubelab/kubelab/services/platform/tracing"
 )
 
 type settings struct {
@@ -121,7 +123,7 @@ func main() {
 }
 
 func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) error {
-	shutdownTracing, err := telemetry.SetupTracing(ctx, info)
+	shutdownTracing, err := tracing.Setup(ctx, info)
 	if err != nil {
 		return err
 	}
@@ -138,7 +140,7 @@ func run(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) e
 
 	metrics := telemetry.NewMetrics(info)
 	client, err := backend.Dial(backend.Options{Target: cfg.Imageproc, Balancing: cfg.Balancing, Timeout: cfg.CallTimeout, StreamTimeout: cfg.StreamTimeout,
-		Metrics: metrics})
+		Metrics: grpcmetrics.New(metrics.Registry)})
 	if err != nil {
 		return err
 	}

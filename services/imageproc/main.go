@@ -31,10 +31,12 @@ import (
 	"github.com/kubelab/kubelab/services/imageproc/internal/store"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline"
 	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/grpcmetrics"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
 	"github.com/kubelab/kubelab/services/platform/health"
 	"github.com/kubelab/kubelab/services/platform/lifecycle"
 	"github.com/kubelab/kubelab/services/platform/telemetry"
+	"github.com/kubelab/kubelab/services/platform/tracing"
 )
 
 type settings struct {
@@ -118,7 +120,7 @@ func main() {
 }
 
 func serve(ctx context.Context, cfg settings, info build.Info, log *slog.Logger) error {
-	shutdownTracing, err := telemetry.SetupTracing(ctx, info)
+	shutdownTracing, err := tracing.Setup(ctx, info)
 	if err != nil {
 		return err
 	}
@@ -141,13 +143,14 @@ func serve(ctx context.Context, cfg settings, info build.Info, log *slog.Logger)
 	checker := health.NewChecker(log, 2*time.Second, time.Second, "imageproc.v1.ImageService", "imageproc.v1.QueueService")
 	checker.AddReadiness("database", st.Ping)
 
-	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: metrics, Health: checker, Instance: info.Instance, Version: info.Version,
+	rpcs := grpcmetrics.New(metrics.Registry)
+	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: rpcs, Health: checker, Instance: info.Instance, Version: info.Version,
 		MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace})
 	server.Register(g, log, st, blobs, server.Limits{MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels,
 		Transforms: cfg.Transforms, MemoryLimit: memoryLimit(cfg, log)})
 	// Every method's series exist from the start, at zero: a rate or an
 	// error ratio then reads 0, not "no data", before the first call.
-	metrics.GRPCServer.InitializeMetrics(g)
+	rpcs.Server.InitializeMetrics(g)
 
 	admin := http.NewServeMux()
 	checker.Routes(admin)

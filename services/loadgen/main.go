@@ -29,6 +29,7 @@ import (
 	"github.com/kubelab/kubelab/services/loadgen/internal/load"
 	"github.com/kubelab/kubelab/services/loadgen/internal/stats"
 	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/grpcmetrics"
 	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
@@ -122,9 +123,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	// Without --metrics-addr, metrics stay nil: nothing is counted twice
 	// for nobody.
 	var metrics *telemetry.Metrics
+	var rpcs *grpcmetrics.Metrics
 	var counts *stats.Metrics
 	if o.metricsAddr != "" {
 		metrics = telemetry.NewMetrics(build.Current("loadgen"))
+		rpcs = grpcmetrics.New(metrics.Registry)
 		counts = stats.NewMetrics(metrics.Registry)
 		lis, err := net.Listen("tcp", o.metricsAddr)
 		if err != nil {
@@ -148,7 +151,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		name = strings.TrimSuffix(o.target, "/") + o.path
 		target = load.NewHTTP(name, o.host, o.concurrency, o.keepAlive)
 	} else {
-		t, err := load.NewGRPC(o.target, o.balancing, metrics.DialOptions()...)
+		t, err := load.NewGRPC(o.target, o.balancing, rpcs.DialOptions()...)
 		if err != nil {
 			return 2, err
 		}

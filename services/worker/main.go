@@ -34,8 +34,10 @@ import (
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/platform/build"
 	"github.com/kubelab/kubelab/services/platform/grpcclient"
+	"github.com/kubelab/kubelab/services/platform/grpcmetrics"
 	"github.com/kubelab/kubelab/services/platform/lifecycle"
 	"github.com/kubelab/kubelab/services/platform/telemetry"
+	"github.com/kubelab/kubelab/services/platform/tracing"
 	"github.com/kubelab/kubelab/services/worker/internal/maintain"
 	"github.com/kubelab/kubelab/services/worker/internal/work"
 )
@@ -144,7 +146,7 @@ func isTransient(err error) bool {
 }
 
 func run(ctx context.Context, cmd string, cfg settings, info build.Info, log *slog.Logger) error {
-	shutdownTracing, err := telemetry.SetupTracing(ctx, info)
+	shutdownTracing, err := tracing.Setup(ctx, info)
 	if err != nil {
 		return err
 	}
@@ -154,7 +156,7 @@ func run(ctx context.Context, cmd string, cfg settings, info build.Info, log *sl
 
 	metrics := telemetry.NewMetrics(info)
 	conn, err := grpcclient.Dial(grpcclient.Options{Target: cfg.Imageproc, Balancing: cfg.Balancing,
-		HealthService: "imageproc.v1.QueueService"}, metrics.DialOptions()...)
+		HealthService: "imageproc.v1.QueueService"}, grpcmetrics.New(metrics.Registry).DialOptions()...)
 	if err != nil {
 		return fmt.Errorf("imageproc (IMAGEPROC_ADDR, IMAGEPROC_BALANCING): %w", err)
 	}

@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/kubelab/kubelab/services/platform/grpcmetrics"
 	"github.com/kubelab/kubelab/services/platform/health"
-	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
 // Response headers on every RPC, so a client (loadgen, the frontend's
@@ -34,7 +34,7 @@ const (
 // Options configure New.
 type Options struct {
 	Log      *slog.Logger
-	Metrics  *telemetry.Metrics
+	Metrics  *grpcmetrics.Metrics
 	Health   *health.Checker
 	Instance string // the pod name, sent in ServedByHeader
 	Version  string // the build version, sent in VersionHeader

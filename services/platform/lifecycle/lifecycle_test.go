@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/grpcmetrics"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
 	"github.com/kubelab/kubelab/services/platform/health"
 	"github.com/kubelab/kubelab/services/platform/lifecycle"
@@ -48,7 +49,7 @@ func start(t *testing.T, cfg lifecycle.Config, slowFor time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpcserver.New(grpcserver.Options{Log: log, Metrics: telemetry.NewMetrics(build.Current("test")), Health: h, Instance: "pod-a"})
+	gs := grpcserver.New(grpcserver.Options{Log: log, Metrics: grpcmetrics.New(telemetry.NewMetrics(build.Current("test")).Registry), Health: h, Instance: "pod-a"})
 
 	r := lifecycle.New(log, h, cfg)
 	r.HTTP("http", httpLis, &http.Server{Handler: mux, ReadHeaderTimeout: time.Second})

@@ -5,11 +5,9 @@ import (
 	"strconv"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 
 	"github.com/kubelab/kubelab/services/platform/build"
 )
@@ -26,26 +24,21 @@ func LatencyBuckets() []float64 {
 
 // Metrics is a service's Prometheus registry and the metrics every kubelab
 // service exports, under the names and labels that off-the-shelf
-// dashboards and alerts look for: go-grpc-middleware's grpc_server_* and
-// grpc_client_* families, and one HTTP histogram. Labels only ever take
+// dashboards and alerts look for: one HTTP histogram here, and
+// go-grpc-middleware's grpc_server_* and grpc_client_* families from
+// package grpcmetrics, in the same registry, for the services that speak
+// gRPC (apart, so that clusterview links no gRPC). Labels only ever take
 // values from a fixed set (gRPC methods and codes, route patterns, status
 // codes), never from user input, so the number of series stays bounded
 // however the service is used.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	// GRPCServer and GRPCClient count RPCs by grpc_service, grpc_method,
-	// grpc_type and grpc_code, with handling-time histograms. Both are
-	// registered: a family with no series yet is not exported, so a
-	// process shows only the side it uses.
-	GRPCServer *grpcprom.ServerMetrics
-	GRPCClient *grpcprom.ClientMetrics
-
 	httpDuration *prometheus.HistogramVec
 }
 
 // NewMetrics returns a registry holding the Go runtime and process
-// collectors, kubelab_build_info, and the gRPC and HTTP metrics.
+// collectors, kubelab_build_info, and the HTTP metrics.
 func NewMetrics(info build.Info) *Metrics {
 	reg := prometheus.NewRegistry()
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -54,11 +47,8 @@ func NewMetrics(info build.Info) *Metrics {
 		ConstLabels: prometheus.Labels{"service": info.Service, "version": info.Version, "revision": info.Revision, "goversion": info.GoVersion},
 	})
 	buildInfo.Set(1)
-	buckets := grpcprom.WithHistogramBuckets(LatencyBuckets())
 	m := &Metrics{
-		Registry:   reg,
-		GRPCServer: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(buckets)),
-		GRPCClient: grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram(buckets)),
+		Registry: reg,
 		// One histogram, not a counter beside it: its _count is the
 		// request count, by the same labels.
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -70,7 +60,7 @@ func NewMetrics(info build.Info) *Metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo, m.GRPCServer, m.GRPCClient, m.httpDuration,
+		buildInfo, m.httpDuration,
 	)
 	return m
 }
@@ -79,29 +69,6 @@ func NewMetrics(info build.Info) *Metrics {
 // promhttp's own count of failed scrapes to it.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
-}
-
-// UnaryServerInterceptor records unary RPCs in grpc_server_*.
-func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return m.GRPCServer.UnaryServerInterceptor()
-}
-
-// StreamServerInterceptor records streaming RPCs in grpc_server_*.
-func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return m.GRPCServer.StreamServerInterceptor()
-}
-
-// DialOptions record a client's RPCs in grpc_client_*; pass them to
-// grpcclient.Dial. A nil *Metrics (a process without /metrics) records
-// nothing.
-func (m *Metrics) DialOptions() []grpc.DialOption {
-	if m == nil {
-		return nil
-	}
-	return []grpc.DialOption{
-		grpc.WithChainUnaryInterceptor(m.GRPCClient.UnaryClientInterceptor()),
-		grpc.WithChainStreamInterceptor(m.GRPCClient.StreamClientInterceptor()),
-	}
 }
 
 // Middleware records HTTP requests by the ServeMux pattern that matched

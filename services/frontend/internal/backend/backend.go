@@ -15,8 +15,8 @@ import (
 
 	imageprocv1 "github.com/kubelab/kubelab/proto/gen/imageproc/v1"
 	"github.com/kubelab/kubelab/services/platform/grpcclient"
+	"github.com/kubelab/kubelab/services/platform/grpcmetrics"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
-	"github.com/kubelab/kubelab/services/platform/telemetry"
 )
 
 // Balancing policies, see grpcclient.
@@ -35,7 +35,7 @@ type Options struct {
 	Timeout       time.Duration
 	StreamTimeout time.Duration
 	// Metrics, if set, counts the calls in grpc_client_*.
-	Metrics *telemetry.Metrics
+	Metrics *grpcmetrics.Metrics
 }
 
 // Client holds one connection (a channel of subconnections, one per

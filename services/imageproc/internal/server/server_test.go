@@ -31,6 +31,7 @@ import (
 	"github.com/kubelab/kubelab/services/imageproc/internal/store"
 	"github.com/kubelab/kubelab/services/imageproc/pipeline/pipelinetest"
 	"github.com/kubelab/kubelab/services/platform/build"
+	"github.com/kubelab/kubelab/services/platform/grpcmetrics"
 	"github.com/kubelab/kubelab/services/platform/grpcserver"
 	"github.com/kubelab/kubelab/services/platform/health"
 	"github.com/kubelab/kubelab/services/platform/telemetry"
@@ -58,7 +59,7 @@ func start(t testing.TB, limits server.Limits) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = blobs.Close() })
-	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: telemetry.NewMetrics(build.Current("test")),
+	g := grpcserver.New(grpcserver.Options{Log: log, Metrics: grpcmetrics.New(telemetry.NewMetrics(build.Current("test")).Registry),
 		Health: health.NewChecker(log, time.Hour, time.Second), Instance: "imageproc-test-0"})
 	server.Register(g, log, st, blobs, limits)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

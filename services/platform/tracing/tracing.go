@@ -1,4 +1,10 @@
-package telemetry
+// Package tracing sets up OpenTelemetry traces from the standard OTEL_*
+// environment. It is apart from telemetry because its gRPC exporter links
+// gRPC, whose golang.org/x/net/trace registers HTML templates at init: a
+// binary that runs a template keeps every exported method of every type it
+// links, which doubled clusterview (client-go) when it imported tracing
+// it does not use.
+package tracing
 
 import (
 	"context"
@@ -20,7 +26,7 @@ import (
 	"github.com/kubelab/kubelab/services/platform/build"
 )
 
-// SetupTracing installs W3C trace-context propagation and, when the
+// Setup installs W3C trace-context propagation and, when the
 // OpenTelemetry environment asks for an exporter (see exportWanted), a
 // tracer provider that batches spans to it. The exporter is the one the
 // standard variables choose (see spanExporter), and the resource is
@@ -32,7 +38,7 @@ import (
 // a trace passes through a service that does not export. With a collector
 // that is down, spans are dropped, never the request. The returned function
 // flushes pending spans; call it on shutdown.
-func SetupTracing(ctx context.Context, info build.Info) (shutdown func(context.Context) error, err error) {
+func Setup(ctx context.Context, info build.Info) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if !exportWanted(os.Getenv) {
 		return func(context.Context) error { return nil }, nil
