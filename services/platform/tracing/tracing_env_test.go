@@ -74,8 +74,8 @@ func TestResourcePrecedence(t *testing.T) {
 				t.Fatal(err)
 			}
 			for k, want := range tc.want {
-				if got, ok := res.Set().Value(k); !ok || got.Emit() != want {
-					t.Errorf("%s = %q, want %q (resource %v)", k, got.Emit(), want, res)
+				if got, ok := res.Set().Value(k); !ok || got.String() != want {
+					t.Errorf("%s = %q, want %q (resource %v)", k, got.String(), want, res)
 				}
 			}
 		})

@@ -55,12 +55,12 @@ func TestPgTracer(t *testing.T) {
 			}
 			attrs := attribute.NewSet(q.Attributes...)
 			for k, want := range tc.want {
-				if v, ok := attrs.Value(k); !ok || v.Emit() != want {
-					t.Errorf("%s = %q, want %q", k, v.Emit(), want)
+				if v, ok := attrs.Value(k); !ok || v.String() != want {
+					t.Errorf("%s = %q, want %q", k, v.String(), want)
 				}
 			}
 			for _, kv := range q.Attributes {
-				if v := kv.Value.Emit(); v == "secret-token" || v == "me.jpg" {
+				if v := kv.Value.String(); v == "secret-token" || v == "me.jpg" {
 					t.Errorf("attribute %s records an argument: %q", kv.Key, v)
 				}
 			}
