@@ -216,18 +216,8 @@ func (d *decoder) decodeBlock(sc *scan, s *scanComp, bx, by int) error {
 	coef := (*[64]int16)(s.c.coef[(by*s.c.bw+bx)*64:])
 	switch {
 	case sc.ss == 0 && sc.ah == 0: // DC, first scan
-		if br.n < 32 {
-			br.fill()
-		}
-		t, ok := br.decode(s.dc)
-		if !ok {
-			return formatError("bad Huffman code")
-		}
-		if t > 16 {
-			return formatError("DC difference of more than 16 bits")
-		}
-		if t > 0 {
-			s.pred += br.receive(uint(t))
+		if err := d.decodeDC(s); err != nil {
+			return err
 		}
 		coef[0] = int16(s.pred << sc.al)
 	case sc.ss == 0: // DC, refinement: one more bit
@@ -238,6 +228,25 @@ func (d *decoder) decodeBlock(sc *scan, s *scanComp, bx, by int) error {
 		return d.decodeACFirst(sc, s, coef)
 	default:
 		return d.decodeACRefine(sc, s, coef)
+	}
+	return nil
+}
+
+// decodeDC adds a block's DC difference to its component's prediction.
+func (d *decoder) decodeDC(s *scanComp) error {
+	br := &d.bits
+	if br.n < 32 {
+		br.fill()
+	}
+	t, ok := br.decode(s.dc)
+	if !ok {
+		return formatError("bad Huffman code")
+	}
+	if t > 16 {
+		return formatError("DC difference of more than 16 bits")
+	}
+	if t > 0 {
+		s.pred += br.receive(uint(t))
 	}
 	return nil
 }
@@ -253,18 +262,8 @@ func (d *decoder) decodeSequential(s *scanComp) error {
 	q := &d.quant[s.c.tq]
 	blk := &d.block
 	keep := kept[d.bs]
-	if br.n < 32 {
-		br.fill()
-	}
-	t, ok := br.decode(s.dc)
-	if !ok {
-		return formatError("bad Huffman code")
-	}
-	if t > 16 {
-		return formatError("DC difference of more than 16 bits")
-	}
-	if t > 0 {
-		s.pred += br.receive(uint(t))
+	if err := d.decodeDC(s); err != nil {
+		return err
 	}
 	blk[0] = s.pred * q[0]
 	ac := s.ac
@@ -292,6 +291,7 @@ func (d *decoder) decodeSequential(s *scanComp) error {
 			n -= uint(e >> 8)
 		} else {
 			br.acc, br.n = acc, n
+			var ok bool
 			if rs, ok = br.decode(ac); !ok {
 				return formatError("bad Huffman code")
 			}
