@@ -52,19 +52,26 @@ func TestProcessMetricsPassLint(t *testing.T) {
 		t.Fatalf("images: %d", code)
 	}
 
+	// Every binary is built before any starts: a cold build of
+	// clusterview (client-go) took longer than the worker waits.
+	loadgenBin := proctest.Build(t, "github.com/kubelab/kubelab/services/loadgen")
+	workerBin := proctest.Build(t, "github.com/kubelab/kubelab/services/worker")
+	clusterviewBin := proctest.Build(t, "github.com/kubelab/kubelab/services/clusterview")
+
 	loadgenAddr := proctest.FreeAddr(t)
-	loadgen := proctest.Start(t, "loadgen", proctest.Build(t, "github.com/kubelab/kubelab/services/loadgen"), []string{
+	loadgen := proctest.Start(t, "loadgen", loadgenBin, []string{
 		"--target", s.url, "--rate", "20", "--duration", "0", "--metrics-addr", loadgenAddr, "--quiet", "--max-errors", "-1",
 	})
 	// A worker whose imageproc is away keeps trying, and counts its
-	// failed calls, for IMAGEPROC_WAIT.
+	// failed calls, for IMAGEPROC_WAIT: longer than the subtests before
+	// its own may wait (20s each); the test stops it at the end.
 	workerAddr := proctest.FreeAddr(t)
-	worker := proctest.Start(t, "worker", proctest.Build(t, "github.com/kubelab/kubelab/services/worker"), nil,
-		"IMAGEPROC_ADDR="+proctest.FreeAddr(t), "IMAGEPROC_BALANCING=pick_first", "IMAGEPROC_WAIT=60s",
+	worker := proctest.Start(t, "worker", workerBin, nil,
+		"IMAGEPROC_ADDR="+proctest.FreeAddr(t), "IMAGEPROC_BALANCING=pick_first", "IMAGEPROC_WAIT=5m",
 		"METRICS_ADDR="+workerAddr, "POD_NAME=worker-lint", "LOG_LEVEL=info")
 	// Outside a cluster clusterview has nothing to watch, and serves.
 	clusterviewAddr := proctest.FreeAddr(t)
-	clusterview := proctest.Start(t, "clusterview", proctest.Build(t, "github.com/kubelab/kubelab/services/clusterview"), nil,
+	clusterview := proctest.Start(t, "clusterview", clusterviewBin, nil,
 		"HTTP_ADDR="+clusterviewAddr, "POD_NAMESPACE=kubelab", "POD_NAME=frontend-lint")
 
 	tests := []struct {
