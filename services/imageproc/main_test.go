@@ -90,10 +90,14 @@ func TestProcessSIGTERMDrainsAndExitsZero(t *testing.T) {
 		at  time.Time
 		err error
 	}
-	results := make(chan result, 200)
+	// Room for every result (200 reads and a transform every 20th), so
+	// that the loop never blocks on a full channel: it may well finish
+	// before the server stops.
+	const reads = 200
+	results := make(chan result, reads+reads/20)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for i := range 200 {
+		for i := range reads {
 			_, err := c.GetImage(ctx, &imageprocv1.GetImageRequest{Id: img.GetId()})
 			results <- result{time.Now(), err}
 			if err != nil {
