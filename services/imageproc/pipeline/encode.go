@@ -50,11 +50,7 @@ func Run(ctx context.Context, dst io.Writer, src io.ReadSeeker, spec Spec, lim L
 	if err != nil {
 		return Result{}, err
 	}
-	cost, err := runCost(info, spec, lim.MaxPixels)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := cost.Check(lim, fmt.Sprintf("%s of this %dx%d %s", spec, info.Width, info.Height, info.Format)); err != nil {
+	if err := checkCost(info, spec, lim); err != nil {
 		return Result{}, err
 	}
 	img, err := decodeProbed(ctx, src, info, loadScale(info, spec, lim.MaxPixels))
@@ -63,10 +59,7 @@ func Run(ctx context.Context, dst io.Writer, src io.ReadSeeker, spec Spec, lim L
 		// reads its own way, say): the standard decoder decodes it at full
 		// size, if the budget allows that too.
 		info.scalable = nil
-		if cost, err = runCost(info, spec, lim.MaxPixels); err != nil {
-			return Result{}, err
-		}
-		if err := cost.Check(lim, fmt.Sprintf("%s of this %dx%d %s", spec, info.Width, info.Height, info.Format)); err != nil {
+		if err := checkCost(info, spec, lim); err != nil {
 			return Result{}, err
 		}
 		img, err = decodeProbed(ctx, src, info, 1)
@@ -87,4 +80,14 @@ func Run(ctx context.Context, dst io.Writer, src io.ReadSeeker, spec Spec, lim L
 		return Result{}, err
 	}
 	return Result{Width: out.Rect.Dx(), Height: out.Rect.Dy(), ContentType: spec.Format.ContentType()}, nil
+}
+
+// checkCost refuses spec on the image info describes when what it would
+// decode (as info says it will be decoded) or compute exceeds lim.
+func checkCost(info Info, spec Spec, lim Limits) error {
+	cost, err := runCost(info, spec, lim.MaxPixels)
+	if err != nil {
+		return err
+	}
+	return cost.Check(lim, fmt.Sprintf("%s of this %dx%d %s", spec, info.Width, info.Height, info.Format))
 }
