@@ -29,15 +29,11 @@ type Plan struct {
 	Timeout time.Duration
 }
 
-// Run drives target until the plan's duration has passed or ctx ends, then
-// waits for requests in flight. Every interval it closes the recorder's
+// Run drives target until the plan's duration has passed (an open loop
+// then has sent every request due in it) or ctx ends, then waits for
+// requests in flight. Every interval it closes the recorder's
 // current window and passes it to tick.
 func Run(ctx context.Context, plan Plan, target Target, rec *stats.Recorder, interval time.Duration, tick func(stats.Interval)) {
-	if plan.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, plan.Duration)
-		defer cancel()
-	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	done := make(chan struct{})
@@ -45,9 +41,14 @@ func Run(ctx context.Context, plan Plan, target Target, rec *stats.Recorder, int
 		defer close(done)
 		if plan.Rate > 0 {
 			openLoop(ctx, plan, target, rec)
-		} else {
-			closedLoop(ctx, plan, target, rec)
+			return
 		}
+		if plan.Duration > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, plan.Duration)
+			defer cancel()
+		}
+		closedLoop(ctx, plan, target, rec)
 	}()
 	for {
 		select {
@@ -73,16 +74,31 @@ func hit(ctx context.Context, plan Plan, target Target, rec *stats.Recorder, due
 	rec.Record(o)
 }
 
+// openLoop sends the requests due every 1/Rate seconds from now until
+// Duration has passed: Rate×Duration of them, even when loadgen itself was
+// held up (a busy node, a throttled container) and sends some late. A late
+// request still counts its latency from when it was due. Only the
+// Concurrency cap drops requests: one due while every slot is taken waits
+// for a slot, and none is sent once Duration has passed.
 func openLoop(ctx context.Context, plan Plan, target Target, rec *stats.Recorder) {
 	slots := make(chan struct{}, plan.Concurrency)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	every := time.Duration(float64(time.Second) / plan.Rate)
 	start := time.Now()
+	var over <-chan time.Time // never, without a Duration
+	if plan.Duration > 0 {
+		end := time.NewTimer(plan.Duration)
+		defer end.Stop()
+		over = end.C
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for i := 0; ; i++ {
 		due := start.Add(time.Duration(i) * every)
+		if plan.Duration > 0 && due.Sub(start) >= plan.Duration {
+			return
+		}
 		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
@@ -90,9 +106,15 @@ func openLoop(ctx context.Context, plan Plan, target Target, rec *stats.Recorder
 		case <-timer.C:
 		}
 		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
+		case slots <- struct{}{}: // a free slot wins over a passed end
+		default:
+			select {
+			case slots <- struct{}{}:
+			case <-over:
+				return
+			case <-ctx.Done():
+				return
+			}
 		}
 		inflight.Go(func() {
 			defer func() { <-slots }()
