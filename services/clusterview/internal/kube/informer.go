@@ -174,22 +174,29 @@ func (in *Informer[T]) watch(ctx context.Context, version string) (last string, 
 
 	dec := json.NewDecoder(body)
 	events := 0
+	var ended error
 	for {
 		var e event
-		if err := dec.Decode(&e); errors.Is(err, io.EOF) {
+		// The stream ends (io.EOF) when timeoutSeconds is up, and breaks
+		// when its connection does: the API server restarting, or
+		// closing connections to spread them over its replicas. Either
+		// way a new watch from the last version misses nothing, so
+		// neither is a problem to show (client-go does the same).
+		if ended = dec.Decode(&e); ended != nil {
 			break
-		} else if err != nil {
-			return version, time.Since(started) >= healthyWatch, fmt.Errorf("watch %s: read the stream: %w", in.resource.Name, err)
 		}
 		events++
 		if version, err = in.apply(e, version); err != nil {
 			return version, false, fmt.Errorf("watch %s: %w", in.resource.Name, err)
 		}
 	}
-	// A watch that ends at once with nothing in it would make this a busy
-	// loop: a proxy in the way that closes streams, say.
+	// But a watch that ends at once with nothing in it would make this a
+	// busy loop: a proxy in the way that closes streams, say.
 	if events == 0 && time.Since(started) < time.Second {
-		return version, false, fmt.Errorf("watch %s: the stream ended at once", in.resource.Name)
+		if errors.Is(ended, io.EOF) {
+			return version, false, fmt.Errorf("watch %s: the stream ended at once", in.resource.Name)
+		}
+		return version, false, fmt.Errorf("watch %s: the stream ended at once: %w", in.resource.Name, ended)
 	}
 	return version, time.Since(started) >= healthyWatch, nil
 }

@@ -130,6 +130,28 @@ func TestInformerListsThenWatches(t *testing.T) {
 	}
 }
 
+// TestInformerRewatchesABrokenStream: a watch whose connection breaks
+// is followed by a new watch from the last version seen, with no list
+// and no problem to show: nothing was missed.
+func TestInformerRewatchesABrokenStream(t *testing.T) {
+	api := kubetest.NewServer(t)
+	in, _ := start(t, api, t.Context())
+	eventually(t, "a watch open", func() bool { return api.Watching(kube.Pods, ns) == 1 })
+	api.Apply(t, kube.Pods, ns, fixture(t, "pod.json", "web-a"))
+	eventually(t, "the pod watched", func() bool { return names(in.List()) == "web-a@Running" })
+
+	api.BreakWatches()
+	api.Apply(t, kube.Pods, ns, fixture(t, "pod.json", "web-b"))
+	eventually(t, "the pod added while no watch was open", func() bool { return names(in.List()) == "web-a@Running web-b@Running" })
+	reqs := api.Requests()
+	if got, want := verbs(api), "list watch watch"; got != want || reqs[2].Query["resourceVersion"][0] != "1" {
+		t.Errorf("requests %q, the last from %s; want %q, the last from version 1", got, reqs[len(reqs)-1].Query["resourceVersion"], want)
+	}
+	if err := in.Problem(); err != nil {
+		t.Errorf("problem %v after a broken stream", err)
+	}
+}
+
 // TestInformerSaysWhyAndRecovers: a refused list is the informer's
 // problem, in the API server's words, until a list works again.
 func TestInformerSaysWhyAndRecovers(t *testing.T) {

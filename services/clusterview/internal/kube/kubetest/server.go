@@ -60,10 +60,12 @@ type change struct {
 	line    []byte
 }
 
-// watch is one open watch's queue of lines to send.
+// watch is one open watch's queue of lines to send. Closing end ends
+// it, cleanly or, with broken set first, by resetting the stream.
 type watch struct {
-	lines chan []byte
-	end   chan struct{}
+	lines  chan []byte
+	end    chan struct{}
+	broken bool
 }
 
 // NewServer starts a server; it stops when the test ends.
@@ -201,6 +203,20 @@ func (s *Server) EndWatches() {
 	defer s.mu.Unlock()
 	for _, c := range s.collections {
 		for w := range c.watches {
+			close(w.end)
+			delete(c.watches, w)
+		}
+	}
+}
+
+// BreakWatches breaks every open watch's stream, as a connection that
+// drops does: the client reads an error, not the end of the stream.
+func (s *Server) BreakWatches() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.collections {
+		for w := range c.watches {
+			w.broken = true
 			close(w.end)
 			delete(c.watches, w)
 		}
@@ -363,6 +379,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, query map[string]
 				case line := <-wt.lines:
 					write(line)
 				default:
+					if wt.broken {
+						panic(http.ErrAbortHandler) // resets the stream
+					}
 					return
 				}
 			}
