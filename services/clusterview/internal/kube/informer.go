@@ -37,15 +37,15 @@ const healthyWatch = time.Minute
 //  2. WATCH: GET .../namespaces/NS/pods?watch=true&resourceVersion=RV
 //     answers a stream of events, every change after RV, one JSON object
 //     each: ADDED, MODIFIED and DELETED carry the object; BOOKMARK only
-//     moves RV on (so a new watch need not replay what nothing here
-//     wanted); ERROR carries a Status.
+//     moves RV on, so that a quiet resource's RV stays recent enough to
+//     watch from; ERROR carries a Status.
 //
-// A watch ends after its timeout and the next one starts from the last
-// RV seen, so nothing is missed and nothing is listed twice. Only when the
-// API server has forgotten that RV (410 Gone: etcd keeps a few minutes
-// of history) does the informer list again. Any other failure is kept as
-// its Problem and the informer lists again after a backoff; the next good
-// list clears it.
+// A watch ends after its timeout (or when its connection breaks) and the
+// next one starts from the last RV seen, so nothing is missed and nothing
+// is listed twice. Only when the API server has forgotten that RV (410
+// Gone: etcd keeps a few minutes of history) does the informer list
+// again. Any other failure is kept as its Problem and the informer lists
+// again after a backoff; the next good list clears it.
 type Informer[T Object] struct {
 	client    *Client
 	resource  Resource
