@@ -192,7 +192,7 @@ func waitBrowser(t *testing.T, ctx context.Context, what string, cond chromedp.A
 // TestBrowserLiveView: /cluster draws the namespace from the stream, each
 // new snapshot without a reload, and the traffic strip draws who answered.
 // The snapshots come from a stand-in for the clusterview sidecar: the real
-// one is tested in its module against client-go's fake clientset, and on
+// one is tested in its packages against a fake API server, and on
 // the real cluster by the e2e suite (TestRollingUpdateAndRollbackLoseNothing).
 func TestBrowserLiveView(t *testing.T) {
 	snapshots := make(chan string, 1)

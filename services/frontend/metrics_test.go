@@ -52,8 +52,9 @@ func TestProcessMetricsPassLint(t *testing.T) {
 		t.Fatalf("images: %d", code)
 	}
 
-	// Every binary is built before any starts: a cold build of
-	// clusterview (client-go) took longer than the worker waits.
+	// Every binary is built before any starts: a cold build of one
+	// (clusterview's, when it linked client-go) took longer than the
+	// worker waits.
 	loadgenBin := proctest.Build(t, "github.com/kubelab/kubelab/services/loadgen")
 	workerBin := proctest.Build(t, "github.com/kubelab/kubelab/services/worker")
 	clusterviewBin := proctest.Build(t, "github.com/kubelab/kubelab/services/clusterview")

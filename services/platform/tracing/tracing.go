@@ -2,8 +2,8 @@
 // environment. It is apart from telemetry because its gRPC exporter links
 // gRPC, whose golang.org/x/net/trace registers HTML templates at init: a
 // binary that runs a template keeps every exported method of every type it
-// links, which doubled clusterview (client-go) when it imported tracing
-// it does not use.
+// links, which doubled clusterview (then linking client-go) when it
+// imported tracing it does not use.
 package tracing
 
 import (

@@ -1,6 +1,6 @@
 // Package view is what the live view (/cluster) shows: the pod's own
-// namespace as client-go's informers see it, made into one snapshot, and
-// the fan-out of each new snapshot to the browsers watching.
+// namespace as kube's informers see it, made into one snapshot, and the
+// fan-out of each new snapshot to the browsers watching.
 package view
 
 import (
@@ -10,12 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/kubelab/kubelab/services/clusterview/internal/kube"
 )
 
 // Snapshot is the namespace at one moment, as the page draws it.
@@ -119,13 +114,13 @@ const recentEvents = 20
 
 // objects is what the informers hold, listed.
 type objects struct {
-	deployments []*appsv1.Deployment
-	replicaSets []*appsv1.ReplicaSet
-	pods        []*corev1.Pod
-	slices      []*discoveryv1.EndpointSlice
-	hpas        []*autoscalingv2.HorizontalPodAutoscaler
-	jobs        []*batchv1.Job
-	events      []*corev1.Event
+	deployments []kube.Deployment
+	replicaSets []kube.ReplicaSet
+	pods        []kube.Pod
+	slices      []kube.EndpointSlice
+	hpas        []kube.HorizontalPodAutoscaler
+	jobs        []kube.Job
+	events      []kube.Event
 }
 
 // build makes the snapshot of o. It depends on nothing but o, so the
@@ -136,7 +131,7 @@ func build(namespace string, o objects, problems []string) Snapshot {
 
 	podsOf := map[string][]Pod{} // by owning ReplicaSet's name
 	for _, p := range o.pods {
-		owner := controllerOf(p.ObjectMeta, "ReplicaSet")
+		owner := p.ControllerOf("ReplicaSet")
 		if owner == "" {
 			s.OtherPods = append(s.OtherPods, podOf(p))
 			continue
@@ -145,7 +140,7 @@ func build(namespace string, o objects, problems []string) Snapshot {
 	}
 	rsOf := map[string][]ReplicaSet{} // by owning Deployment's name
 	for _, rs := range o.replicaSets {
-		owner := controllerOf(rs.ObjectMeta, "Deployment")
+		owner := rs.ControllerOf("Deployment")
 		if owner == "" {
 			continue
 		}
@@ -171,11 +166,11 @@ func build(namespace string, o objects, problems []string) Snapshot {
 		})
 		dep := Deployment{
 			Name: d.Name, Revision: d.Annotations["deployment.kubernetes.io/revision"], Desired: deref(d.Spec.Replicas),
-			Ready: d.Status.ReadyReplicas, Updated: d.Status.UpdatedReplicas, Strategy: string(d.Spec.Strategy.Type),
+			Ready: d.Status.ReadyReplicas, Updated: d.Status.UpdatedReplicas, Strategy: d.Spec.Strategy.Type,
 			Paused: d.Spec.Paused, Replicas: replicaSets,
 		}
 		for _, c := range d.Status.Conditions {
-			if c.Type == appsv1.DeploymentProgressing {
+			if c.Type == "Progressing" {
 				dep.Condition = c.Reason
 			}
 		}
@@ -186,7 +181,7 @@ func build(namespace string, o objects, problems []string) Snapshot {
 
 	bySvc := map[string][]Endpoint{}
 	for _, sl := range o.slices {
-		svc := sl.Labels[discoveryv1.LabelServiceName]
+		svc := sl.Labels[kube.LabelServiceName]
 		if svc == "" {
 			continue
 		}
@@ -224,8 +219,8 @@ func build(namespace string, o objects, problems []string) Snapshot {
 		job := Job{Name: j.Name, Completions: deref(j.Spec.Completions), Succeeded: j.Status.Succeeded,
 			Failed: j.Status.Failed, Active: j.Status.Active}
 		for _, c := range j.Status.Conditions {
-			if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-				job.Done = string(c.Type)
+			if (c.Type == "Complete" || c.Type == "Failed") && c.Status == "True" {
+				job.Done = c.Type
 			}
 		}
 		s.Jobs = append(s.Jobs, job)
@@ -247,12 +242,12 @@ func build(namespace string, o objects, problems []string) Snapshot {
 	return s
 }
 
-func podOf(p *corev1.Pod) Pod {
-	out := Pod{Name: p.Name, Phase: string(p.Status.Phase), Node: p.Spec.NodeName, Created: p.CreationTimestamp.Time,
+func podOf(p kube.Pod) Pod {
+	out := Pod{Name: p.Name, Phase: p.Status.Phase, Node: p.Spec.NodeName, Created: p.CreationTimestamp,
 		Terminating: p.DeletionTimestamp != nil}
 	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			out.Ready = c.Status == corev1.ConditionTrue
+		if c.Type == "Ready" {
+			out.Ready = c.Status == "True"
 		}
 	}
 	for _, cs := range p.Status.ContainerStatuses {
@@ -265,19 +260,11 @@ func sortPods(pods []Pod) {
 	slices.SortFunc(pods, func(a, b Pod) int { return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name)) })
 }
 
-// controllerOf names the controller of kind that owns an object, if any.
-func controllerOf(m metav1.ObjectMeta, kind string) string {
-	if ref := metav1.GetControllerOf(&m); ref != nil && ref.Kind == kind {
-		return ref.Name
-	}
-	return ""
-}
-
-func hpaMetrics(h *autoscalingv2.HorizontalPodAutoscaler) []string {
+func hpaMetrics(h kube.HorizontalPodAutoscaler) []string {
 	var out []string
 	for i, m := range h.Spec.Metrics {
-		if m.Type != autoscalingv2.ResourceMetricSourceType || m.Resource == nil {
-			out = append(out, string(m.Type))
+		if m.Type != "Resource" || m.Resource == nil {
+			out = append(out, m.Type)
 			continue
 		}
 		target := "?"
@@ -295,8 +282,8 @@ func hpaMetrics(h *autoscalingv2.HorizontalPodAutoscaler) []string {
 	return out
 }
 
-func eventTime(e *corev1.Event) time.Time {
-	for _, t := range []time.Time{e.LastTimestamp.Time, e.EventTime.Time, e.FirstTimestamp.Time, e.CreationTimestamp.Time} {
+func eventTime(e kube.Event) time.Time {
+	for _, t := range []time.Time{e.LastTimestamp, e.EventTime, e.FirstTimestamp, e.CreationTimestamp} {
 		if !t.IsZero() {
 			return t.UTC()
 		}

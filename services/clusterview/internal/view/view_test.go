@@ -5,40 +5,35 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/kubelab/kubelab/services/clusterview/internal/kube"
 )
 
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 
-func owned(name, kind, owner string, created time.Time) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: name, Namespace: "kubelab", CreationTimestamp: metav1.NewTime(created),
-		OwnerReferences: []metav1.OwnerReference{{Kind: kind, Name: owner, Controller: new(true)}}}
+func owned(name, kind, owner string, created time.Time) kube.ObjectMeta {
+	return kube.ObjectMeta{Name: name, Namespace: "kubelab", CreationTimestamp: created,
+		OwnerReferences: []kube.OwnerReference{{Kind: kind, Name: owner, Controller: new(true)}}}
 }
 
-func replicaSet(name, revision string, replicas, ready int32, image string) *appsv1.ReplicaSet {
-	rs := &appsv1.ReplicaSet{ObjectMeta: owned(name, "Deployment", "frontend", t0)}
+func replicaSet(name, revision string, replicas, ready int32, image string) kube.ReplicaSet {
+	rs := kube.ReplicaSet{ObjectMeta: owned(name, "Deployment", "frontend", t0)}
 	rs.Annotations = map[string]string{"deployment.kubernetes.io/revision": revision}
 	rs.Spec.Replicas = &replicas
-	rs.Spec.Template.Spec.Containers = []corev1.Container{{Name: "frontend", Image: image}}
+	rs.Spec.Template.Spec.Containers = []kube.Container{{Name: "frontend", Image: image}}
 	rs.Status.ReadyReplicas = ready
 	return rs
 }
 
-func pod(name, kind, owner string, created time.Time, ready bool, restarts int32) *corev1.Pod {
-	p := &corev1.Pod{ObjectMeta: owned(name, kind, owner, created)}
+func pod(name, kind, owner string, created time.Time, ready bool, restarts int32) kube.Pod {
+	p := kube.Pod{ObjectMeta: owned(name, kind, owner, created)}
 	p.Spec.NodeName = "minikube-m02"
-	p.Status.Phase = corev1.PodRunning
-	status := corev1.ConditionFalse
+	p.Status.Phase = "Running"
+	status := "False"
 	if ready {
-		status = corev1.ConditionTrue
+		status = "True"
 	}
-	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}
-	p.Status.ContainerStatuses = []corev1.ContainerStatus{{RestartCount: restarts}}
+	p.Status.Conditions = []kube.Condition{{Type: "Ready", Status: status}}
+	p.Status.ContainerStatuses = []kube.ContainerStatus{{Name: "frontend", RestartCount: restarts}}
 	return p
 }
 
@@ -46,22 +41,22 @@ func pod(name, kind, owner string, created time.Time, ready bool, restarts int32
 // ReplicaSet growing beside the old one, each with its own pods.
 func TestBuildMidRollout(t *testing.T) {
 	replicas := int32(3)
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "frontend", Annotations: map[string]string{"deployment.kubernetes.io/revision": "3"}}}
+	dep := kube.Deployment{ObjectMeta: kube.ObjectMeta{Name: "frontend", Annotations: map[string]string{"deployment.kubernetes.io/revision": "3"}}}
 	dep.Spec.Replicas = &replicas
-	dep.Spec.Strategy.Type = appsv1.RollingUpdateDeploymentStrategyType
+	dep.Spec.Strategy.Type = "RollingUpdate"
 	dep.Status.ReadyReplicas, dep.Status.UpdatedReplicas = 3, 1
-	dep.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Reason: "ReplicaSetUpdated"}}
+	dep.Status.Conditions = []kube.Condition{{Type: "Progressing", Status: "True", Reason: "ReplicaSetUpdated"}}
 
 	leaving := pod("frontend-old-c", "ReplicaSet", "frontend-old", t0.Add(2*time.Minute), true, 0)
-	leaving.DeletionTimestamp = new(metav1.NewTime(t0.Add(time.Hour)))
+	leaving.DeletionTimestamp = new(t0.Add(time.Hour))
 	o := objects{
-		deployments: []*appsv1.Deployment{dep},
-		replicaSets: []*appsv1.ReplicaSet{
+		deployments: []kube.Deployment{dep},
+		replicaSets: []kube.ReplicaSet{
 			replicaSet("frontend-older", "1", 0, 0, "kubelab/frontend:0.0.9"), // history: hidden
 			replicaSet("frontend-old", "2", 2, 2, "kubelab/frontend:0.1.0"),
 			replicaSet("frontend-new", "3", 2, 1, "kubelab/frontend:0.2.0"),
 		},
-		pods: []*corev1.Pod{
+		pods: []kube.Pod{
 			pod("frontend-old-b", "ReplicaSet", "frontend-old", t0.Add(time.Minute), true, 2),
 			leaving,
 			pod("frontend-old-a", "ReplicaSet", "frontend-old", t0, true, 0),
@@ -102,11 +97,11 @@ func TestBuildMidRollout(t *testing.T) {
 // still shows its current ReplicaSet.
 func TestBuildKeepsTheNewestReplicaSetAtZero(t *testing.T) {
 	zero := int32(0)
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "frontend"}}
+	dep := kube.Deployment{ObjectMeta: kube.ObjectMeta{Name: "frontend"}}
 	dep.Spec.Replicas = &zero
 	s := build("kubelab", objects{
-		deployments: []*appsv1.Deployment{dep},
-		replicaSets: []*appsv1.ReplicaSet{replicaSet("frontend-a", "1", 0, 0, "x"), replicaSet("frontend-b", "2", 0, 0, "y")},
+		deployments: []kube.Deployment{dep},
+		replicaSets: []kube.ReplicaSet{replicaSet("frontend-a", "1", 0, 0, "x"), replicaSet("frontend-b", "2", 0, 0, "y")},
 	}, nil)
 	if rs := s.Deployments[0].Replicas; len(rs) != 1 || rs[0].Name != "frontend-b" {
 		t.Fatalf("replica sets %+v, want only the newest", rs)
@@ -116,35 +111,33 @@ func TestBuildKeepsTheNewestReplicaSetAtZero(t *testing.T) {
 func TestBuildServicesHPAsJobsAndEvents(t *testing.T) {
 	ready, serving, terminating := true, true, true
 	notReady := false
-	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "frontend-x", Labels: map[string]string{discoveryv1.LabelServiceName: "frontend"}},
-		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{"10.244.1.5"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "frontend-b"},
-				Conditions: discoveryv1.EndpointConditions{Ready: &notReady, Serving: &serving, Terminating: &terminating}},
-			{Addresses: []string{"10.244.0.7"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "frontend-a"},
-				Conditions: discoveryv1.EndpointConditions{Ready: &ready}},
+	slice := kube.EndpointSlice{ObjectMeta: kube.ObjectMeta{Name: "frontend-x", Labels: map[string]string{kube.LabelServiceName: "frontend"}},
+		Endpoints: []kube.Endpoint{
+			{Addresses: []string{"10.244.1.5"}, TargetRef: &kube.ObjectReference{Kind: "Pod", Name: "frontend-b"}},
+			{Addresses: []string{"10.244.0.7"}, TargetRef: &kube.ObjectReference{Kind: "Pod", Name: "frontend-a"}},
 		}}
-	empty := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "imageproc-y", Labels: map[string]string{discoveryv1.LabelServiceName: "imageproc"}}}
+	slice.Endpoints[0].Conditions.Ready, slice.Endpoints[0].Conditions.Serving, slice.Endpoints[0].Conditions.Terminating = &notReady, &serving, &terminating
+	slice.Endpoints[1].Conditions.Ready = &ready
+	empty := kube.EndpointSlice{ObjectMeta: kube.ObjectMeta{Name: "imageproc-y", Labels: map[string]string{kube.LabelServiceName: "imageproc"}}}
 	util, current := int32(70), int32(45)
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "frontend"}}
-	hpa.Spec.ScaleTargetRef = autoscalingv2.CrossVersionObjectReference{Kind: "Deployment", Name: "frontend"}
+	hpa := kube.HorizontalPodAutoscaler{ObjectMeta: kube.ObjectMeta{Name: "frontend"}}
+	hpa.Spec.ScaleTargetRef = kube.ObjectReference{Kind: "Deployment", Name: "frontend"}
 	hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas = new(int32(3)), 10
-	hpa.Spec.Metrics = []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType,
-		Resource: &autoscalingv2.ResourceMetricSource{Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{AverageUtilization: &util}}}}
+	hpa.Spec.Metrics = []kube.MetricSpec{{Type: "Resource", Resource: &kube.ResourceMetric{Name: "cpu", Target: kube.MetricValue{AverageUtilization: &util}}}}
 	hpa.Status.CurrentReplicas, hpa.Status.DesiredReplicas = 3, 4
-	hpa.Status.CurrentMetrics = []autoscalingv2.MetricStatus{{Type: autoscalingv2.ResourceMetricSourceType,
-		Resource: &autoscalingv2.ResourceMetricStatus{Name: corev1.ResourceCPU, Current: autoscalingv2.MetricValueStatus{AverageUtilization: &current}}}}
-	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "worker-abc"}}
+	hpa.Status.CurrentMetrics = []kube.MetricStatus{{Type: "Resource", Resource: &kube.ResourceMetric{Name: "cpu", Current: kube.MetricValue{AverageUtilization: &current}}}}
+	job := kube.Job{ObjectMeta: kube.ObjectMeta{Name: "worker-abc"}}
 	job.Spec.Completions = new(int32(4))
 	job.Status.Succeeded, job.Status.Failed = 4, 1
-	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
-	var events []*corev1.Event
+	job.Status.Conditions = []kube.Condition{{Type: "Complete", Status: "True"}}
+	var events []kube.Event
 	for i := range recentEvents + 5 {
-		events = append(events, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("e", i)}, Type: "Normal", Reason: "Scheduled",
-			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: fmt.Sprint("p", i)}, LastTimestamp: metav1.NewTime(t0.Add(time.Duration(i) * time.Second))})
+		events = append(events, kube.Event{ObjectMeta: kube.ObjectMeta{Name: fmt.Sprint("e", i)}, Type: "Normal", Reason: "Scheduled",
+			InvolvedObject: kube.ObjectReference{Kind: "Pod", Name: fmt.Sprint("p", i)}, LastTimestamp: t0.Add(time.Duration(i) * time.Second)})
 	}
 
-	s := build("kubelab", objects{slices: []*discoveryv1.EndpointSlice{slice, empty},
-		hpas: []*autoscalingv2.HorizontalPodAutoscaler{hpa}, jobs: []*batchv1.Job{job}, events: events}, []string{"jobs: forbidden"})
+	s := build("kubelab", objects{slices: []kube.EndpointSlice{slice, empty},
+		hpas: []kube.HorizontalPodAutoscaler{hpa}, jobs: []kube.Job{job}, events: events}, []string{"jobs: forbidden"})
 
 	if len(s.Services) != 2 || s.Services[0].Name != "frontend" || len(s.Services[1].Endpoints) != 0 {
 		t.Fatalf("services %+v", s.Services)

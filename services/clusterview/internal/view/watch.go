@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
+	"github.com/kubelab/kubelab/services/clusterview/internal/kube"
 )
 
 // settle is how long the watcher waits after a change for the ones that
@@ -29,62 +27,44 @@ const settle = 100 * time.Millisecond
 type Watcher struct {
 	log       *slog.Logger
 	namespace string
-	factory   informers.SharedInformerFactory
 	hub       *Hub
+	changed   chan struct{}
 
-	changed chan struct{}
+	deployments *kube.Informer[kube.Deployment]
+	replicaSets *kube.Informer[kube.ReplicaSet]
+	pods        *kube.Informer[kube.Pod]
+	events      *kube.Informer[kube.Event]
+	slices      *kube.Informer[kube.EndpointSlice]
+	hpas        *kube.Informer[kube.HorizontalPodAutoscaler]
+	jobs        *kube.Informer[kube.Job]
 
-	mu       sync.Mutex
-	problems map[string]problem // by resource
+	// logged is each resource's problem as last logged: a failure is
+	// logged when it starts or changes, not on every retry.
+	logged map[string]string
 }
 
-// problem is why a resource's list or watch failed, and the resource
-// version its informer had then: once that moves, the informer has listed
-// again and the problem is over.
-type problem struct {
-	why, version string
+// informer is what the watcher needs of an informer, whatever it holds.
+type informer interface {
+	Run(ctx context.Context)
+	Problem() error
+	Resource() kube.Resource
 }
 
 // NewWatcher watches namespace through client and publishes to hub.
-func NewWatcher(log *slog.Logger, client kubernetes.Interface, namespace string, hub *Hub) *Watcher {
-	w := &Watcher{
-		log: log, namespace: namespace, hub: hub, changed: make(chan struct{}, 1), problems: map[string]problem{},
-		// No resync: the informers' watches deliver every change, and a
-		// periodic resync would only rebuild identical snapshots.
-		factory: informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace)),
-	}
-	for name, inf := range w.informers() {
-		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { w.poke() },
-			UpdateFunc: func(any, any) { w.poke() },
-			DeleteFunc: func(any) { w.poke() },
-		})
-		// A watch that fails (RBAC removed, the API server away) is
-		// retried by the informer with a backoff; the page says why.
-		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-			w.mu.Lock()
-			if _, known := w.problems[name]; !known {
-				w.log.Warn("cannot watch; the live view says so", "resource", name, "err", err)
-			}
-			w.problems[name] = problem{why: err.Error(), version: inf.LastSyncResourceVersion()}
-			w.mu.Unlock()
-			w.poke()
-		})
-	}
+func NewWatcher(log *slog.Logger, client *kube.Client, namespace string, hub *Hub) *Watcher {
+	w := &Watcher{log: log, namespace: namespace, hub: hub, changed: make(chan struct{}, 1), logged: map[string]string{}}
+	w.deployments = kube.NewInformer[kube.Deployment](client, kube.Deployments, namespace, w.poke)
+	w.replicaSets = kube.NewInformer[kube.ReplicaSet](client, kube.ReplicaSets, namespace, w.poke)
+	w.pods = kube.NewInformer[kube.Pod](client, kube.Pods, namespace, w.poke)
+	w.events = kube.NewInformer[kube.Event](client, kube.Events, namespace, w.poke)
+	w.slices = kube.NewInformer[kube.EndpointSlice](client, kube.EndpointSlices, namespace, w.poke)
+	w.hpas = kube.NewInformer[kube.HorizontalPodAutoscaler](client, kube.HorizontalPodAutoscalers, namespace, w.poke)
+	w.jobs = kube.NewInformer[kube.Job](client, kube.Jobs, namespace, w.poke)
 	return w
 }
 
-func (w *Watcher) informers() map[string]cache.SharedIndexInformer {
-	f := w.factory
-	return map[string]cache.SharedIndexInformer{
-		"deployments":              f.Apps().V1().Deployments().Informer(),
-		"replicasets":              f.Apps().V1().ReplicaSets().Informer(),
-		"pods":                     f.Core().V1().Pods().Informer(),
-		"events":                   f.Core().V1().Events().Informer(),
-		"endpointslices":           f.Discovery().V1().EndpointSlices().Informer(),
-		"horizontalpodautoscalers": f.Autoscaling().V2().HorizontalPodAutoscalers().Informer(),
-		"jobs":                     f.Batch().V1().Jobs().Informer(),
-	}
+func (w *Watcher) informers() []informer {
+	return []informer{w.deployments, w.replicaSets, w.pods, w.events, w.slices, w.hpas, w.jobs}
 }
 
 func (w *Watcher) poke() {
@@ -94,12 +74,20 @@ func (w *Watcher) poke() {
 	}
 }
 
-// Run watches until ctx ends.
+// Run watches until ctx ends, and returns once every informer has
+// stopped.
 func (w *Watcher) Run(ctx context.Context) error {
-	w.factory.Start(ctx.Done())
-	defer w.factory.Shutdown()
-	// While a watch is failing nothing else may change, so the snapshot
-	// is also rebuilt now and then, to notice the problem is over.
+	ctx, cancel := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	defer running.Wait()
+	defer cancel() // runs first: the informers stop, then Run waits for them
+	for _, in := range w.informers() {
+		running.Go(func() { in.Run(ctx) })
+	}
+
+	// While a list or watch is failing nothing else may change, so the
+	// snapshot is also rebuilt now and then, to notice the problem is
+	// over.
 	recheck := time.NewTicker(5 * time.Second)
 	defer recheck.Stop()
 	var last []byte
@@ -109,10 +97,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		case <-w.changed:
 		case <-recheck.C:
-			w.mu.Lock()
-			failing := len(w.problems) > 0
-			w.mu.Unlock()
-			if !failing {
+			if !w.failing() {
 				continue
 			}
 		}
@@ -132,32 +117,51 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// snapshot lists the informers' caches (no API call) into a Snapshot.
-func (w *Watcher) snapshot() Snapshot {
-	l := w.factory
-	all := labels.Everything()
-	var o objects
-	o.deployments, _ = l.Apps().V1().Deployments().Lister().List(all)
-	o.replicaSets, _ = l.Apps().V1().ReplicaSets().Lister().List(all)
-	o.pods, _ = l.Core().V1().Pods().Lister().List(all)
-	o.events, _ = l.Core().V1().Events().Lister().List(all)
-	o.slices, _ = l.Discovery().V1().EndpointSlices().Lister().List(all)
-	o.hpas, _ = l.Autoscaling().V2().HorizontalPodAutoscalers().Lister().List(all)
-	o.jobs, _ = l.Batch().V1().Jobs().Lister().List(all)
+func (w *Watcher) failing() bool {
+	return slices.ContainsFunc(w.informers(), func(in informer) bool { return in.Problem() != nil })
+}
 
-	informers := w.informers()
-	w.mu.Lock()
+// snapshot makes a Snapshot of the informers' objects (no API call).
+func (w *Watcher) snapshot() Snapshot {
+	o := objects{
+		deployments: w.deployments.List(),
+		replicaSets: w.replicaSets.List(),
+		pods:        w.pods.List(),
+		events:      w.events.List(),
+		slices:      w.slices.List(),
+		hpas:        w.hpas.List(),
+		jobs:        w.jobs.List(),
+	}
 	var problems []string
-	for resource, p := range w.problems {
-		if informers[resource].LastSyncResourceVersion() != p.version {
-			delete(w.problems, resource)
+	for _, in := range w.informers() {
+		resource := in.Resource().Name
+		err := in.Problem()
+		if err == nil {
+			if _, was := w.logged[resource]; was {
+				w.log.Info("watching again", "resource", resource)
+				delete(w.logged, resource)
+			}
 			continue
 		}
-		problems = append(problems, resource+": "+p.why)
+		why := reason(err)
+		if w.logged[resource] != why {
+			w.log.Warn("cannot watch; the live view says so", "resource", resource, "err", err)
+			w.logged[resource] = why
+		}
+		problems = append(problems, resource+": "+why)
 	}
-	w.mu.Unlock()
 	slices.Sort(problems)
 	return build(w.namespace, o, problems)
+}
+
+// reason is what the page says about a failure: the API server's own
+// message when it sent one (`jobs is forbidden: User "…" cannot list
+// resource "jobs" …`), else what failed (the API server unreachable).
+func reason(err error) string {
+	if s, ok := errors.AsType[*kube.StatusError](err); ok {
+		return s.Error()
+	}
+	return err.Error()
 }
 
 // Unwatched publishes, until ctx ends, the one snapshot there is when

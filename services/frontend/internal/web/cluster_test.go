@@ -13,7 +13,7 @@ import (
 )
 
 // The live view's data comes from the clusterview sidecar, tested in its
-// own packages against client-go's fake clientset and, in the e2e suite,
+// own packages against a fake API server (kube/kubetest) and, in the e2e suite,
 // against the real API server (TestLiveViewDuringRollout). Here a stand-in
 // sidecar checks what the frontend adds: the relay.
 
