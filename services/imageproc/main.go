@@ -1,7 +1,8 @@
 // Command imageproc is kubelab's image-processing backend: a gRPC server
 // that owns the photos (on its volume, or in PostgreSQL with
 // BLOB_STORE=postgres) and their metadata and work queue (in PostgreSQL,
-// or an embedded SQLite file when DATABASE_URL is unset).
+// or an embedded SQLite file when DATABASE_URL is unset; the cluster images
+// are built with -tags nosqlite, without it).
 //
 //	imageproc [serve]   run the servers (the container's default command)
 //	imageproc migrate   apply database migrations, then exit (an initContainer)
@@ -72,6 +73,9 @@ type settings struct {
 
 func (s *settings) Validate() error {
 	switch {
+	case s.DatabaseURL == "" && !store.Embedded:
+		return errors.New("DATABASE_URL is unset, and this build has no embedded store " +
+			"(built with -tags nosqlite, as the cluster images are): set DATABASE_URL to a PostgreSQL URL")
 	case s.BlobStore != "dir" && s.BlobStore != "postgres":
 		return fmt.Errorf("BLOB_STORE=%q: want dir (files under DATA_DIR) or postgres (in DATABASE_URL's database)", s.BlobStore)
 	case s.BlobStore == "postgres" && s.DatabaseURL == "":

@@ -12,14 +12,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// builds caches one binary per package for the whole test process.
-var builds sync.Map // package path -> *build
+// builds caches one binary per package and build flags for the whole test
+// process.
+var builds sync.Map // package path and flags -> *build
 
 type build struct {
 	once sync.Once
@@ -28,10 +30,12 @@ type build struct {
 }
 
 // Build compiles the main package pkg (an import path, or a directory like
-// ".") once per test process and returns the binary's path.
-func Build(t testing.TB, pkg string) string {
+// ".") once per test process and returns the binary's path. flags go to go
+// build before the package, e.g. "-tags", "nosqlite" for the cluster
+// images' build.
+func Build(t testing.TB, pkg string, flags ...string) string {
 	t.Helper()
-	v, _ := builds.LoadOrStore(pkg, &build{})
+	v, _ := builds.LoadOrStore(strings.Join(append([]string{pkg}, flags...), " "), &build{})
 	b := v.(*build)
 	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "kubelab-bin-")
@@ -45,8 +49,9 @@ func Build(t testing.TB, pkg string) string {
 			name = filepath.Base(wd)
 		}
 		b.path = filepath.Join(dir, name)
-		if out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		args := append(append([]string{"build", "-o", b.path}, flags...), pkg)
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
 	})
 	if b.err != nil {

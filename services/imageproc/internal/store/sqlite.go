@@ -1,3 +1,9 @@
+//go:build !nosqlite
+
+// The embedded store is left out of the cluster images (-tags nosqlite,
+// nosqlite.go): the cluster always sets DATABASE_URL, and SQLite is about
+// 9 MB of imageproc's binary.
+
 package store
 
 import (
@@ -10,8 +16,25 @@ import (
 	"slices"
 	"time"
 
-	_ "modernc.org/sqlite" // pure Go: no cgo, no system library
+	"modernc.org/sqlite" // pure Go: no cgo, no system library
 )
+
+// Embedded reports whether this build has the embedded store, which
+// imageproc uses when DATABASE_URL is unset.
+const Embedded = true
+
+// sqliteBusy reports whether err is SQLite's "another connection holds the
+// file": a retry may succeed (Unavailable).
+func sqliteBusy(err error) bool {
+	var liteErr *sqlite.Error
+	if !errors.As(err, &liteErr) {
+		return false
+	}
+	// The primary result code is the low byte; 5 and 6 are SQLITE_BUSY and
+	// SQLITE_LOCKED.
+	code := liteErr.Code() & 0xff
+	return code == 5 || code == 6
+}
 
 // SQLite is the embedded Store: one file, for `make run` and single-pod
 // demos. It has the same behaviour as Postgres (the contract tests say so)

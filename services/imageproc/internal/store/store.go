@@ -1,7 +1,8 @@
 // Package store keeps imageproc's metadata and work queue. Store has two
 // implementations that pass one contract test suite (storetest):
 // PostgreSQL through pgx, for Kubernetes, and an embedded SQLite file, so
-// `make run` needs nothing installed.
+// `make run` needs nothing installed. The images leave SQLite out (-tags
+// nosqlite: sqlite.go, nosqlite.go).
 package store
 
 import (

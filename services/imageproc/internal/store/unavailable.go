@@ -6,7 +6,6 @@ import (
 	"net"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"modernc.org/sqlite"
 )
 
 // Unavailable reports whether err means the database could not answer for
@@ -20,7 +19,6 @@ func Unavailable(err error) bool {
 		connect *pgconn.ConnectError
 		pgErr   *pgconn.PgError
 		netErr  *net.OpError // not net.Error: every syscall.Errno is one, ENOSPC too
-		liteErr *sqlite.Error
 	)
 	switch {
 	case errors.As(err, &connect), errors.As(err, &netErr), errors.Is(err, pgconn.ErrConnClosed),
@@ -28,11 +26,8 @@ func Unavailable(err error) bool {
 		return true
 	case errors.As(err, &pgErr):
 		return transientSQLState(pgErr.Code)
-	case errors.As(err, &liteErr):
-		// The primary result code is the low byte; 5 and 6 are
-		// SQLITE_BUSY and SQLITE_LOCKED: another connection holds the file.
-		code := liteErr.Code() & 0xff
-		return code == 5 || code == 6
+	case sqliteBusy(err):
+		return true
 	}
 	return false
 }
