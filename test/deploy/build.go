@@ -44,6 +44,8 @@ func newTyped(apiVersion, kind string) (any, bool) {
 		return &corev1.ConfigMap{}, true
 	case "v1/Secret":
 		return &corev1.Secret{}, true
+	case "v1/Pod":
+		return &corev1.Pod{}, true
 	case "v1/Service":
 		return &corev1.Service{}, true
 	case "v1/ServiceAccount":

@@ -26,7 +26,7 @@ type Pod struct {
 	Spec  *corev1.PodSpec
 }
 
-// Pods returns every pod template in objs.
+// Pods returns every pod template in objs, and every bare Pod.
 func Pods(objs []Object) []Pod {
 	var pods []Pod
 	for _, o := range objs {
@@ -41,6 +41,8 @@ func Pods(objs []Object) []Pod {
 			pods = append(pods, Pod{o, &v.Spec.Template.ObjectMeta, &v.Spec.Template.Spec})
 		case *batchv1.CronJob:
 			pods = append(pods, Pod{o, &v.Spec.JobTemplate.Spec.Template.ObjectMeta, &v.Spec.JobTemplate.Spec.Template.Spec})
+		case *corev1.Pod: // a bare pod, as the lessons make
+			pods = append(pods, Pod{o, &v.ObjectMeta, &v.Spec})
 		}
 	}
 	return pods
@@ -77,6 +79,7 @@ var Checks = map[string]Check{
 	"hpa-replicas":  CheckHPAReplicas,
 	"change-cause":  CheckChangeCause,
 	"trace-export":  CheckTraceExport,
+	"database-url":  CheckDatabaseURL,
 }
 
 // CheckSelectors: a workload's selector must match its own pod template,

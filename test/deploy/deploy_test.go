@@ -277,6 +277,25 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			ing, _ := find[*networkingv1.Ingress](o, "frontend")
 			ing.Annotations["nginx.ingress.kubernetes.io/proxy-body-size"] = "64MiB"
 		}},
+		// The images have no embedded store: neither imageproc container
+		// may start without a database.
+		{"database-url", "container migrate runs imageproc migrate from kubelab/imageproc:0.1.0 without DATABASE_URL", func(o []Object) {
+			c := &deployment(o, "imageproc").Spec.Template.Spec.InitContainers[0]
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "DATABASE_URL" })
+		}},
+		{"database-url", "container imageproc runs imageproc serve", func(o []Object) {
+			c := &deployment(o, "imageproc").Spec.Template.Spec.Containers[0]
+			for i := range c.Env {
+				if c.Env[i].Name == "DATABASE_URL" {
+					c.Env[i] = corev1.EnvVar{Name: "DATABASE_URL"} // set, but empty: the embedded store
+				}
+			}
+		}},
+		{"database-url", "runs imageproc serve", func(o []Object) {
+			c := &deployment(o, "imageproc").Spec.Template.Spec.Containers[0]
+			c.Args = nil // serve is the default
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "DATABASE_URL" })
+		}},
 		{"change-cause", "would be shown for every later revision", func(o []Object) {
 			deployment(o, "frontend").Annotations = map[string]string{"kubernetes.io/change-cause": "initial deploy of 0.1.0"}
 		}},

@@ -263,7 +263,23 @@ var (
 	outputFlag = regexp.MustCompile(`-o (\S+)`)
 	goarchVar  = regexp.MustCompile(`\bGOARCH=(\S*)`)
 	goBuild    = regexp.MustCompile(`\bgo build .* (\./services/\S+)$`)
+	tagsFlag   = regexp.MustCompile(`\s-tags[ =](\S+)`)
 )
+
+// imageTags is the -tags make images builds the images' binaries with
+// (IMAGE_TAGS in the Makefile).
+func imageTags(t *testing.T) string {
+	t.Helper()
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^IMAGE_TAGS\s*:?=\s*(\S+)\s*$`).FindSubmatch(makefile)
+	if m == nil {
+		t.Fatal("the Makefile sets no IMAGE_TAGS")
+	}
+	return string(m[1])
+}
 
 // goOutput runs the go command in the repository.
 func goOutput(t *testing.T, args ...string) string {
@@ -374,6 +390,7 @@ func tiltProblems(t *testing.T, path, nodeArch string) []string {
 	// Compiled binaries: what each local_resource writes, for which
 	// architecture, and whether its deps watch everything it is built from.
 	outputs := map[string]string{}
+	builtWith := map[string]string{} // output -> its -tags
 	for name, kw := range tl.local {
 		deps := strs(kw["deps"])
 		for _, d := range deps {
@@ -382,6 +399,9 @@ func tiltProblems(t *testing.T, path, nodeArch string) []string {
 		cmd := fmt.Sprint(kw["cmd"])
 		if m := outputFlag.FindStringSubmatch(cmd); m != nil {
 			outputs[m[1]] = name
+			if tags := tagsFlag.FindStringSubmatch(cmd); tags != nil {
+				builtWith[m[1]] = tags[1]
+			}
 		}
 		pkg := goBuild.FindStringSubmatch(cmd)
 		if pkg == nil {
@@ -439,6 +459,11 @@ func tiltProblems(t *testing.T, path, nodeArch string) []string {
 			local, remote := fmt.Sprint(s["local_path"]), fmt.Sprint(s["remote_path"])
 			if outputs[local] == "" {
 				errorf("docker_build %s syncs %s, which no local_resource builds", ref, local)
+			} else if builtWith[local] != imageTags(t) {
+				// Tilt's images carry what make images builds: an
+				// imageproc with SQLite would hide a missing DATABASE_URL.
+				errorf("local_resource %s builds %s with -tags %q, but make images builds the images' binaries with -tags %q",
+					outputs[local], local, builtWith[local], imageTags(t))
 			}
 			if !slices.Contains(strs(kw["only"]), local) {
 				errorf("docker_build %s: %s is synced but not in the build context (only=)", ref, local)
@@ -551,9 +576,12 @@ func TestTiltfileChecksCatchBreaks(t *testing.T) {
 		// Only the service's own packages, not what they import.
 		{from: "go list -deps -f", to: "go list -f", want: "is built from services/platform/"},
 		// The GOARCH kubelab had, on an arm64 node.
-		{from: "GOARCH=%s go build -trimpath -o %s ./services/%s' % (GOARCH, binary, svc)",
-			to: "GOARCH=amd64 go build -trimpath -o %s ./services/%s' % (binary, svc)", want: `"GOARCH=amd64", but the node is arm64`},
+		{from: "GOARCH=%s go build -trimpath -tags nosqlite,grpcnotrace -o %s ./services/%s' % (GOARCH, binary, svc)",
+			to: "GOARCH=amd64 go build -trimpath -tags nosqlite,grpcnotrace -o %s ./services/%s' % (binary, svc)", want: `"GOARCH=amd64", but the node is arm64`},
 		{from: "platform='linux/' + GOARCH", to: "platform='linux/amd64'", want: `"linux/amd64", but the node is arm64`},
+		// Tilt's images are the cluster's: without SQLite.
+		{from: "go build -trimpath -tags nosqlite,grpcnotrace -o", to: "go build -trimpath -o", want: `with -tags "", but make images builds the images' binaries with -tags "nosqlite,grpcnotrace"`},
+		{from: "-tags nosqlite,grpcnotrace -o", to: "-tags grpcnotrace -o", want: `with -tags "grpcnotrace", but`},
 		// This machine's architecture whatever the node's.
 		{from: "GOARCH = NODE_ARCH or", to: "GOARCH =", node: otherArch(), want: "but the node is " + otherArch()},
 		// With no cluster, anything but this machine's architecture.
