@@ -423,7 +423,9 @@ func checkLessonFiles(files map[string]mdFile, repo string) []string {
 	}
 	top := map[string]bool{}
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), ".") {
+		// bin/ and out/ are build output (ignored by Git): what they hold
+		// depends on what was run here last (make build, make images).
+		if !strings.HasPrefix(e.Name(), ".") && e.Name() != "bin" && e.Name() != "out" {
 			top[e.Name()] = true
 		}
 	}

@@ -373,6 +373,12 @@ var onlyLessons = flag.String("lessons", "", "comma-separated lesson numbers to 
 // lesson's are removed too (a failed block skips the lesson's cleanup).
 var createsNamespace = regexp.MustCompile(`kubectl create (?:namespace|ns) ([a-z0-9-]+)`)
 
+// createsKubelabPod finds a bare pod a lesson makes in kubelab's namespace
+// (lesson 13's imageproc-small, which needs the Secret postgres there),
+// so that a failed lesson's is removed too: later lessons list kubelab's
+// pods.
+var createsKubelabPod = regexp.MustCompile(`kubectl create -n kubelab -f - <<'EOF'\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ([a-z0-9-]+)\n`)
+
 // inSequence tells a lesson that changes kubelab's own namespace: it
 // starts by deploying kubelab, and runs in course order with the others
 // that do. The rest work in namespaces of their own and only read
@@ -398,6 +404,9 @@ func (l lesson) run(t *testing.T) {
 		for _, b := range l.blocks {
 			for _, m := range createsNamespace.FindAllStringSubmatch(b.runs, -1) {
 				_, _ = runKubectl("delete", "namespace", m[1], "--wait=false", "--ignore-not-found")
+			}
+			for _, m := range createsKubelabPod.FindAllStringSubmatch(b.runs, -1) {
+				_, _ = runKubectl("delete", "pod", m[1], "-n", learnerNS, "--wait=false", "--ignore-not-found")
 			}
 		}
 	})
