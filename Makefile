@@ -71,7 +71,7 @@ IMAGE_BIN  ?= bin/image
 ROOTFS     ?= docker/rootfs
 
 .PHONY: image-binaries
-image-binaries: ## compile every service as the images carry it (-tags $(IMAGE_TAGS)) into $(IMAGE_BIN)/
+image-binaries: ## compile every service as the images carry it (IMAGE_TAGS: no SQLite) into bin/image/
 	@mkdir -p $(IMAGE_BIN)
 	@for s in $(SERVICES); do $(NOCGO) go build -trimpath -tags $(IMAGE_TAGS) -ldflags "$(LDFLAGS)" -o $(IMAGE_BIN)/$$s ./services/$$s; done
 
