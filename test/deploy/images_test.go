@@ -174,3 +174,70 @@ func TestLessonImageprocPodsSetDatabaseURL(t *testing.T) {
 		t.Errorf("without DATABASE_URL in %s, the check said %q; want %q", p, bad, want)
 	}
 }
+
+// dockerfileProblems says where docker/Dockerfile would build images other
+// than the ones `make images` builds and the test cluster runs: the
+// minikube path builds its "image" target (`minikube image build`), which
+// compiles inside and cannot run here (no registry for its golang base), so
+// this is what keeps it the same: both targets on the one scratch runtime
+// stage, the binary compiled with the Makefile's IMAGE_TAGS.
+func dockerfileProblems(dockerfile, imageTags string) []string {
+	from := map[string]string{} // stage → what it is FROM
+	var problems []string
+	for _, m := range regexp.MustCompile(`(?m)^FROM\s+(\S+)(?:\s+AS\s+(\S+))?`).FindAllStringSubmatch(dockerfile, -1) {
+		from[m[2]] = m[1]
+	}
+	if from["runtime"] != "scratch" {
+		problems = append(problems, fmt.Sprintf("the runtime stage is FROM %q, not scratch", from["runtime"]))
+	}
+	for _, target := range []string{"image", "prebuilt"} {
+		if from[target] != "runtime" {
+			problems = append(problems, fmt.Sprintf("target %s is FROM %q, not the runtime stage", target, from[target]))
+		}
+	}
+	builds := regexp.MustCompile(`go build\b[^\n]*`).FindAllString(dockerfile, -1)
+	if len(builds) != 1 || !strings.Contains(builds[0], "-tags "+imageTags+" ") {
+		problems = append(problems, fmt.Sprintf("want one go build with -tags %s (the Makefile's IMAGE_TAGS), have %q", imageTags, builds))
+	}
+	if !strings.Contains(dockerfile, "RUN make rootfs ROOTFS=/out/rootfs") || !strings.Contains(dockerfile, "COPY --from=build /out/rootfs/ /") {
+		problems = append(problems, "the image target does not carry `make rootfs`'s files, as prebuilt does")
+	}
+	return problems
+}
+
+func TestDockerfileBuildsWhatMakeImagesBuilds(t *testing.T) {
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^IMAGE_TAGS\s*:?=\s*(\S+)\s*$`).FindSubmatch(makefile)
+	if m == nil {
+		t.Fatal("the Makefile sets no IMAGE_TAGS")
+	}
+	tags := string(m[1])
+	b, err := os.ReadFile(filepath.Join(root, "docker/Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := string(b)
+	if p := dockerfileProblems(dockerfile, tags); len(p) > 0 {
+		t.Fatalf("docker/Dockerfile:\n%s", strings.Join(p, "\n"))
+	}
+	breaks := []struct{ name, old, new string }{
+		{"a distro base", "FROM scratch AS runtime", "FROM gcr.io/distroless/static-debian12:nonroot AS runtime"},
+		{"the image target on its own base", "FROM runtime AS image", "FROM scratch AS image"},
+		{"SQLite compiled in", "go build -trimpath -tags " + tags, "go build -trimpath -tags grpcnotrace"},
+		{"no rootfs", "COPY --from=build /out/rootfs/ /\n", ""},
+	}
+	for _, br := range breaks {
+		t.Run(br.name, func(t *testing.T) {
+			broken := strings.Replace(dockerfile, br.old, br.new, 1)
+			if broken == dockerfile {
+				t.Fatalf("%q is not in docker/Dockerfile", br.old)
+			}
+			if len(dockerfileProblems(broken, tags)) == 0 {
+				t.Error("not caught")
+			}
+		})
+	}
+}
