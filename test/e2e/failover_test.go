@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,7 +53,10 @@ func startUploads(t *testing.T, base string, period time.Duration) *uploads {
 			case err != nil:
 				u.failures = append(u.failures, err.Error())
 			case resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK:
-				u.failures = append(u.failures, fmt.Sprintf("status %d", resp.StatusCode))
+				// The problem JSON says why (imageproc's status message).
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+				u.failures = append(u.failures, fmt.Sprintf("status %d at %s: %s", resp.StatusCode,
+					time.Now().UTC().Format("15:04:05.000"), bytes.TrimSpace(body)))
 			}
 			u.mu.Unlock()
 			if resp != nil {

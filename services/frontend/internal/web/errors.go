@@ -119,8 +119,14 @@ func wantsJSON(r *http.Request) bool {
 // fail answers r with err: problem JSON for API callers, a page for people.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e, internal := classify(err)
-	if internal {
+	switch {
+	case internal:
 		s.Log.ErrorContext(r.Context(), "request failed", "route", r.Pattern, "err", err)
+	case e.Status >= http.StatusInternalServerError:
+		// Expected in an outage (imageproc unavailable or slow), but an
+		// answer of 5xx must say why somewhere: the page shows only
+		// imageproc's message, this keeps the whole status.
+		s.Log.WarnContext(r.Context(), "request failed", "route", r.Pattern, "status", e.Status, "err", err)
 	}
 	if wantsJSON(r) {
 		h := w.Header()
