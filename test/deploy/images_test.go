@@ -206,15 +206,7 @@ func dockerfileProblems(dockerfile, imageTags string) []string {
 }
 
 func TestDockerfileBuildsWhatMakeImagesBuilds(t *testing.T) {
-	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^IMAGE_TAGS\s*:?=\s*(\S+)\s*$`).FindSubmatch(makefile)
-	if m == nil {
-		t.Fatal("the Makefile sets no IMAGE_TAGS")
-	}
-	tags := string(m[1])
+	tags := imageTags(t)
 	b, err := os.ReadFile(filepath.Join(root, "docker/Dockerfile"))
 	if err != nil {
 		t.Fatal(err)

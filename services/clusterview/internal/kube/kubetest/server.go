@@ -198,25 +198,18 @@ func (s *Server) Expire() {
 
 // EndWatches ends every open watch without an error, as its
 // timeoutSeconds does.
-func (s *Server) EndWatches() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.collections {
-		for w := range c.watches {
-			close(w.end)
-			delete(c.watches, w)
-		}
-	}
-}
+func (s *Server) EndWatches() { s.endWatches(false) }
 
 // BreakWatches breaks every open watch's stream, as a connection that
 // drops does: the client reads an error, not the end of the stream.
-func (s *Server) BreakWatches() {
+func (s *Server) BreakWatches() { s.endWatches(true) }
+
+func (s *Server) endWatches(broken bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.collections {
 		for w := range c.watches {
-			w.broken = true
+			w.broken = broken
 			close(w.end)
 			delete(c.watches, w)
 		}
