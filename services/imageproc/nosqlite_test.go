@@ -12,7 +12,7 @@ import (
 )
 
 // The cluster images are built with -tags nosqlite (make images, the
-// Dockerfile, Tilt): no SQLite, about 9 MB less. These tests hold the two
+// Dockerfile, Tilt): no SQLite, about 4 MB less. These tests hold the two
 // halves of that promise: the tag really leaves SQLite out, and a binary
 // without it refuses to start on the embedded store it does not have.
 
