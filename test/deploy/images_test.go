@@ -63,19 +63,27 @@ func TestImagesStayUnder20MB(t *testing.T) {
 
 func mb(n int64) float64 { return float64(n) / 1e6 }
 
-// makeServices is the Makefile's SERVICES: every service with an image.
-func makeServices(t *testing.T) []string {
+// makeVar is the value the Makefile gives name (NAME := value), as
+// written: make's own expansion is not needed for the variables read here.
+func makeVar(t *testing.T, name string) string {
 	t.Helper()
 	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^SERVICES\s*:?=(.*)$`).FindSubmatch(makefile)
-	if m == nil || len(strings.Fields(string(m[1]))) == 0 {
-		t.Fatal("the Makefile sets no SERVICES")
+	m := regexp.MustCompile(`(?m)^` + name + `\s*:?=(.*)$`).FindSubmatch(makefile)
+	if m == nil || strings.TrimSpace(string(m[1])) == "" {
+		t.Fatalf("the Makefile sets no %s", name)
 	}
-	return strings.Fields(string(m[1]))
+	return strings.TrimSpace(string(m[1]))
 }
+
+// makeServices is the Makefile's SERVICES: every service with an image.
+func makeServices(t *testing.T) []string { return strings.Fields(makeVar(t, "SERVICES")) }
+
+// imageTags is the -tags make images builds the images' binaries with
+// (IMAGE_TAGS in the Makefile).
+func imageTags(t *testing.T) string { return makeVar(t, "IMAGE_TAGS") }
 
 // heredoc opens a here-document in a shell line (<<EOF, <<'EOF', <<-"EOF").
 var (

@@ -266,21 +266,6 @@ var (
 	tagsFlag   = regexp.MustCompile(`\s-tags[ =](\S+)`)
 )
 
-// imageTags is the -tags make images builds the images' binaries with
-// (IMAGE_TAGS in the Makefile).
-func imageTags(t *testing.T) string {
-	t.Helper()
-	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^IMAGE_TAGS\s*:?=\s*(\S+)\s*$`).FindSubmatch(makefile)
-	if m == nil {
-		t.Fatal("the Makefile sets no IMAGE_TAGS")
-	}
-	return string(m[1])
-}
-
 // goOutput runs the go command in the repository.
 func goOutput(t *testing.T, args ...string) string {
 	t.Helper()
@@ -391,6 +376,7 @@ func tiltProblems(t *testing.T, path, nodeArch string) []string {
 	// architecture, and whether its deps watch everything it is built from.
 	outputs := map[string]string{}
 	builtWith := map[string]string{} // output -> its -tags
+	wantTags := imageTags(t)
 	for name, kw := range tl.local {
 		deps := strs(kw["deps"])
 		for _, d := range deps {
@@ -459,11 +445,11 @@ func tiltProblems(t *testing.T, path, nodeArch string) []string {
 			local, remote := fmt.Sprint(s["local_path"]), fmt.Sprint(s["remote_path"])
 			if outputs[local] == "" {
 				errorf("docker_build %s syncs %s, which no local_resource builds", ref, local)
-			} else if builtWith[local] != imageTags(t) {
+			} else if builtWith[local] != wantTags {
 				// Tilt's images carry what make images builds: an
 				// imageproc with SQLite would hide a missing DATABASE_URL.
 				errorf("local_resource %s builds %s with -tags %q, but make images builds the images' binaries with -tags %q",
-					outputs[local], local, builtWith[local], imageTags(t))
+					outputs[local], local, builtWith[local], wantTags)
 			}
 			if !slices.Contains(strs(kw["only"]), local) {
 				errorf("docker_build %s: %s is synced but not in the build context (only=)", ref, local)
